@@ -1,0 +1,40 @@
+# edm_ros developer entry points. Every target installs what it needs into .venv first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.edm_ros_installed
+PYTEST_ARGS ?=
+
+.PHONY: venv messages demo test bench lint clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements/core.txt requirements/ros.txt requirements/dev.txt setup.py \
+          CMakeLists.txt package.xml msg/*.msg scripts/matcher_node scripts/build_messages.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -U pip "setuptools<80" wheel
+	$(BIN)/python -m pip install -q --disable-pip-version-check \
+	    -r requirements/core.txt -r requirements/ros.txt -r requirements/dev.txt
+	VIRTUAL_ENV=$(abspath $(VENV)) bash scripts/build_messages.sh
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+# Rebuild only the ROS messages (after editing msg/).
+messages: $(STAMP)
+	VIRTUAL_ENV=$(abspath $(VENV)) bash scripts/build_messages.sh
+
+demo: $(STAMP)
+	$(BIN)/python -m edm_ros.cli.demo --out demo_output
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -rs $(PYTEST_ARGS) test
+
+bench: $(STAMP)
+	$(BIN)/python -m edm_ros.cli.bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check edm_ros test && $(BIN)/ruff format --check edm_ros test
+
+clean:
+	rm -rf $(VENV) build_messages demo_output

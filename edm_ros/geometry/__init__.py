@@ -1,0 +1,1 @@
+"""edm_ros.geometry"""
