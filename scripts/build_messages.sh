@@ -11,7 +11,7 @@ build="$here/build_messages"
 # The wheels' CMake exports carry include paths of the machine that built them; point them here.
 pyinc=$("$py" -c "import sysconfig; print(sysconfig.get_paths()['include'])")
 npinc=$("$py" -c "import numpy; print(numpy.get_include())")
-grep -rlE '/opt/python/cp3[0-9]+-cp3[0-9]+' --include='*.cmake' "$VIRTUAL_ENV/share" 2>/dev/null | xargs -r sed -i -E \
+{ grep -rlE '/opt/python/cp3[0-9]+-cp3[0-9]+' --include='*.cmake' "$VIRTUAL_ENV/share" 2>/dev/null || true; } | xargs -r sed -i -E \
   "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_core/include#$npinc#g; s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#$pyinc#g"
 
 export AMENT_PREFIX_PATH="$VIRTUAL_ENV" CMAKE_PREFIX_PATH="$VIRTUAL_ENV" PATH="$VIRTUAL_ENV/bin:$PATH"
@@ -25,4 +25,7 @@ cmake --install "$build" >> "$build.log" 2>&1 || { tail -50 "$build.log"; exit 1
 # __path__ with pkgutil) be the regular package while the generated msg modules stay importable.
 site=$("$py" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 rm -f "$site/edm_ros/__init__.py"
+# Its egg-info would make pip treat the generated files as an "edm_ros" distribution and delete
+# them when the editable package is (re)installed.
+rm -rf "$site"/edm_ros-*.egg-info
 echo "edm_ros messages installed into $VIRTUAL_ENV"
