@@ -17,7 +17,8 @@ $(STAMP): requirements/core.txt requirements/ros.txt requirements/dev.txt setup.
 	$(BIN)/python -m pip install -q --disable-pip-version-check \
 	    -r requirements/core.txt -r requirements/ros.txt -r requirements/dev.txt
 	VIRTUAL_ENV=$(abspath $(VENV)) bash scripts/build_messages.sh
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
+	    --config-settings editable_mode=compat -e .
 	touch $(STAMP)
 
 # Rebuild only the ROS messages (after editing msg/).

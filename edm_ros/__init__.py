@@ -10,12 +10,24 @@ from pkgutil import extend_path
 
 __path__ = extend_path(__path__, __name__)
 
-from edm_ros.errors import BackendError, CheckpointError, ConfigError, EDMError, InputError  # noqa: E402
+from edm_ros.errors import (  # noqa: E402
+    BackendError,
+    CheckpointError,
+    ConfigError,
+    EDMError,
+    InputError,
+)
+from edm_ros.matcher import EDMMatcher, MatchResult  # noqa: E402
+from edm_ros.model.config import EDMConfig, MatcherConfig  # noqa: E402
 
 __all__ = [
     "BackendError",
     "CheckpointError",
     "ConfigError",
+    "EDMConfig",
     "EDMError",
+    "EDMMatcher",
     "InputError",
+    "MatchResult",
+    "MatcherConfig",
 ]

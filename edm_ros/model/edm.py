@@ -21,7 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from edm_ros.model.config import COARSE_STRIDE, EDMConfig
+from edm_ros.model.config import COARSE_STRIDE, EDMConfig, num_candidates
+
+#: Above this many entries the similarity matrix is computed in row chunks of half this size
+#: (640x480: 4800^2 = 23 M entries, one piece; 1152^2: 20736^2 = 430 M entries = 1.7 GB, chunked).
+COARSE_CHUNK_ELEMENTS = 2**25
 
 
 class Candidates(NamedTuple):
@@ -316,23 +320,23 @@ def dual_softmax_row_max(
     """
     num_rows = coarse0.shape[1]
     step = num_rows if chunk_rows is None else max(1, min(chunk_rows, num_rows))
-    starts = range(0, num_rows, step)
-    if step == num_rows:
-        sims = [similarity(coarse0, coarse1, temperature)]
-    else:
-        sims = None
+    chunks = [coarse0[:, start : start + step] for start in range(0, num_rows, step)]
+    whole = similarity(coarse0, coarse1, temperature) if len(chunks) == 1 else None
+
+    def chunk_similarity(k: int) -> Tensor:
+        return whole if whole is not None else similarity(chunks[k], coarse1, temperature)
+
     # Pass 1: log-normaliser of every row and (accumulated over chunks) of every column.
-    row_lse, col_lse = [], None
-    for k, start in enumerate(starts):
-        sim = sims[k] if sims else similarity(coarse0[:, start : start + step], coarse1, temperature)
+    row_lse: list[Tensor] = []
+    col_lse = torch.full_like(coarse1[..., 0], -torch.inf)  # [B, L1]
+    for k in range(len(chunks)):
+        sim = chunk_similarity(k)
         row_lse.append(torch.logsumexp(sim, dim=2))
-        chunk_col = torch.logsumexp(sim, dim=1)
-        col_lse = chunk_col if col_lse is None else torch.logaddexp(col_lse, chunk_col)
+        col_lse = torch.logaddexp(col_lse, torch.logsumexp(sim, dim=1))
     # Pass 2: row max of 2 S - col_lse, then the row normaliser.
     values, indices = [], []
-    for k, start in enumerate(starts):
-        sim = sims[k] if sims else similarity(coarse0[:, start : start + step], coarse1, temperature)
-        best, best_col = (2.0 * sim - col_lse[:, None, :]).max(dim=2)
+    for k in range(len(chunks)):
+        best, best_col = (2.0 * chunk_similarity(k) - col_lse[:, None, :]).max(dim=2)
         values.append(torch.exp(best - row_lse[k]))
         indices.append(best_col)
     return torch.cat(values, dim=1), torch.cat(indices, dim=1)
@@ -416,11 +420,11 @@ class EDM(nn.Module):
     the network: ``edm_ros.model.selection`` applies them after any backend.
     """
 
-    def __init__(self, config: EDMConfig | None = None, num_candidates: int = 1680) -> None:
+    def __init__(self, config: EDMConfig | None = None, topk_ratio: float = 0.35) -> None:
+        """K = int(topk_ratio * Hc * Wc) candidates per pair (official: 0.35)."""
         super().__init__()
         self.config = config or EDMConfig()
-        self.num_candidates = num_candidates
-        self.coarse_chunk_rows: int | None = None
+        self.topk_ratio = topk_ratio
         self.backbone = Backbone(self.config.block_dims, self.config.d_model)
         self.neck = CIM(self.config)
         self.fine_matching = ABRHead(self.config.d_model, self.config.num_bins)
@@ -431,14 +435,18 @@ class EDM(nn.Module):
         f8, f16, f32, fine = self.backbone(torch.cat([image0, image1]))  # 1. shared CNN
         coarse0, coarse1 = self.neck(f8, f16, f32, image_size)  # 2. CIM
         coarse0, coarse1 = coarse0.flatten(2).transpose(1, 2), coarse1.flatten(2).transpose(1, 2)
+        num_cells = coarse0.shape[1]
+        chunk_rows = None
+        if num_cells * num_cells > COARSE_CHUNK_ELEMENTS:
+            chunk_rows = COARSE_CHUNK_ELEMENTS // (2 * num_cells)
         row_max, row_argmax = dual_softmax_row_max(  # 3. coarse matching
-            coarse0, coarse1, self.config.temperature, self.coarse_chunk_rows
+            coarse0, coarse1, self.config.temperature, chunk_rows
         )
-        top_k = select_top_k(row_max, row_argmax, min(self.num_candidates, row_max.shape[1]))
+        k = num_candidates((image_size[1], image_size[0]), self.topk_ratio)
+        top_k = select_top_k(row_max, row_argmax, k)
         fine0, fine1 = fine.flatten(2).transpose(1, 2).chunk(2)  # [B, L, C] each
         refined = self.refine(fine0, fine1, coarse0, coarse1, top_k.rows, top_k.cols)  # 4. ABRHead
         grid_width = image_size[1] // COARSE_STRIDE
-        k = top_k.rows.shape[1]
         return Candidates(
             points0=cell_corners(top_k.rows, grid_width),
             points1=cell_corners(top_k.cols, grid_width),

@@ -1,0 +1,208 @@
+"""EDMMatcher: numpy images in, sub-pixel matches in original-image pixels out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from edm_ros.backends import create_backend
+from edm_ros.errors import InputError
+from edm_ros.model.checkpoint import load_weights
+from edm_ros.model.config import SIZE_MULTIPLE, EDMConfig, MatcherConfig, check_network_size
+from edm_ros.model.edm import EDM
+from edm_ros.model.selection import select_matches
+
+logger = logging.getLogger(__name__)
+
+#: Seed of the random initialisation used when no weights are given (tests, plumbing demos).
+RANDOM_WEIGHTS_SEED = 0
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """Matches of one image pair, in pixels of the images as given."""
+
+    keypoints0: np.ndarray  # [M, 2] float32 (x, y) in image0
+    keypoints1: np.ndarray  # [M, 2] float32 (x, y) in image1
+    confidence: np.ndarray  # [M] float32 coarse dual-softmax confidence, descending
+    fine_confidence: np.ndarray  # [M] float32 P_f of the kept refinement direction
+    image0_size: tuple[int, int]  # (width, height)
+    image1_size: tuple[int, int]
+    inference_ms: float  # this pair's share of the network's forward pass
+
+    def __len__(self) -> int:
+        return int(self.keypoints0.shape[0])
+
+
+def build_model(
+    weights: str | Path | None, config: EDMConfig | None = None, topk_ratio: float = 0.35
+) -> EDM:
+    """EDM with weights loaded from ``weights``, or seeded random weights if it is None."""
+    if weights is None:
+        with torch.random.fork_rng(devices=[]):  # no effect on the caller's random state
+            torch.manual_seed(RANDOM_WEIGHTS_SEED)
+            return EDM(config, topk_ratio).eval()
+    model = EDM(config, topk_ratio)
+    load_weights(model, weights)
+    return model.eval()
+
+
+class EDMMatcher:
+    """Match image pairs with EDM.
+
+    Example:
+        >>> matcher = EDMMatcher(weights="edm_outdoor.ckpt", device="cpu", input_size=(640, 480))
+        >>> result = matcher.match(image0, image1)
+        >>> result.keypoints0, result.keypoints1  # [M, 2] pixels of the original images
+
+    Images of any size are resized (without keeping the aspect ratio, as the official demos do)
+    to the network input size, and the keypoints mapped back per axis.
+    """
+
+    def __init__(
+        self,
+        weights: str | Path | None,
+        device: str = "cpu",
+        input_size: tuple[int, int] | None = (640, 480),
+        match_threshold: float = 0.2,
+        topk_ratio: float = 0.35,
+        border: int = 0,
+        fine_threshold: float = 1e-6,
+        max_matches: int | None = None,
+        backend: str = "torch",
+    ) -> None:
+        """Args:
+        weights: EDM checkpoint (official ``.ckpt`` or a plain state_dict). None builds seeded
+            random weights: the matches are then meaningless (for tests and plumbing only).
+        device: "cpu", "cuda" or "cuda:N".
+        input_size: (W, H) network input, multiples of 32; None = image size rounded to /32.
+        match_threshold: minimum coarse confidence (official 0.2 indoor, 0.05 outdoor).
+        topk_ratio: coarse candidates K = ratio * (H/8) * (W/8).
+        border: minimum distance of a match to the image border, original pixels.
+        fine_threshold: minimum fine confidence P_f.
+        max_matches: keep at most this many (highest coarse confidence first).
+        backend: "torch" (reference), "onnxruntime" or "tensorrt".
+        """
+        self.config = MatcherConfig(
+            input_size=None if input_size is None else (int(input_size[0]), int(input_size[1])),
+            topk_ratio=topk_ratio,
+            match_threshold=match_threshold,
+            fine_threshold=fine_threshold,
+            border=border,
+            max_matches=max_matches,
+        )
+        self.random_weights = weights is None
+        model = build_model(weights, topk_ratio=topk_ratio)
+        self.backend = create_backend(backend, model, device, self.config)
+        if self.random_weights:
+            self.weights_description = (
+                f"RANDOM weights (seed {RANDOM_WEIGHTS_SEED}): matches are meaningless; pass the "
+                "official EDM checkpoint for real results"
+            )
+            logger.warning("EDMMatcher: %s", self.weights_description)
+        else:
+            self.weights_description = f"checkpoint {Path(weights).resolve()}"  # type: ignore[arg-type]
+
+    def match(self, image0: np.ndarray, image1: np.ndarray) -> MatchResult:
+        """Match one pair. Images: uint8 grey (H, W) or BGR (H, W, 3), any size.
+
+        Raises:
+            InputError: an image that is not a usable picture (dtype, shape, size, NaN).
+        """
+        return self.match_batch([(image0, image1)])[0]
+
+    def match_batch(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[MatchResult]:
+        """Match several pairs in one forward pass (all resized to one network size).
+
+        With ``input_size=None`` the network size is the first image rounded to /32.
+        """
+        if not isinstance(pairs, Sequence) or len(pairs) == 0:
+            raise InputError("match_batch needs a non-empty sequence of (image0, image1) pairs")
+        for index, pair in enumerate(pairs):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise InputError(f"pair {index}: expected a tuple (image0, image1), got {pair!r:.60}")
+        grey = [
+            [to_grey(image, f"pair {i} image{side}") for side, image in enumerate(pair)]
+            for i, pair in enumerate(pairs)
+        ]
+        network_size = self.config.input_size or round_to_network_size(grey[0][0].shape[::-1])
+        batch = np.stack(
+            [np.stack([resize_to_network(g, network_size) for g in pair]) for pair in grey]
+        )
+        start = time.perf_counter()
+        candidates = self.backend.run(batch)
+        per_pair_ms = (time.perf_counter() - start) * 1e3 / len(pairs)
+        results = []
+        for index, (grey0, grey1) in enumerate(grey):
+            size0, size1 = _size(grey0), _size(grey1)
+            matches = select_matches(
+                candidates.pair(index),
+                _scale(size0, network_size),
+                _scale(size1, network_size),
+                size0,
+                size1,
+                self.config,
+            )
+            results.append(MatchResult(*matches, size0, size1, per_pair_ms))
+        return results
+
+
+def to_grey(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """Validate an image and convert it to one grey channel (uint8 kept, others to float [0, 1]).
+
+    Accepts uint8, uint16 and float images in [0, 1], with 1 (H, W), 3 (BGR) or 4 (BGRA) channels.
+    """
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"{name}: expected a numpy array, got {type(image).__name__}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise InputError(f"{name}: expected shape (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
+    if image.shape[0] < 2 or image.shape[1] < 2:
+        raise InputError(f"{name}: image of {image.shape[1]}x{image.shape[0]} pixels is too small")
+    if image.dtype == np.uint8:
+        grey = image
+    elif image.dtype == np.uint16:
+        grey = image.astype(np.float32) / 65535.0
+    elif image.dtype in (np.float32, np.float64):
+        if not np.isfinite(image).all():
+            raise InputError(f"{name}: contains NaN or infinite values")
+        if image.min() < 0.0 or image.max() > 1.0:
+            raise InputError(f"{name}: float images must lie in [0, 1], got [{image.min()}, {image.max()}]")
+        grey = image.astype(np.float32)
+    else:
+        raise InputError(f"{name}: unsupported dtype {image.dtype}; use uint8, uint16 or float in [0, 1]")
+    if grey.ndim == 3:
+        code = cv2.COLOR_BGR2GRAY if grey.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
+        grey = cv2.cvtColor(np.ascontiguousarray(grey), code)
+    return grey
+
+
+def round_to_network_size(size: tuple[int, int]) -> tuple[int, int]:
+    """(W, H) -> the nearest multiple of 32 per side (at least 32)."""
+    rounded = tuple(max(SIZE_MULTIPLE, int(round(side / SIZE_MULTIPLE)) * SIZE_MULTIPLE) for side in size)
+    check_network_size(rounded)  # type: ignore[arg-type]
+    return rounded  # type: ignore[return-value]
+
+
+def resize_to_network(grey: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a grey image to (W, H) and return float32 in [0, 1] (area when shrinking)."""
+    if _size(grey) != size:
+        shrinking = size[0] < grey.shape[1] or size[1] < grey.shape[0]
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    return grey.astype(np.float32) / 255.0 if grey.dtype == np.uint8 else grey
+
+
+def _size(image: np.ndarray) -> tuple[int, int]:
+    return int(image.shape[1]), int(image.shape[0])
+
+
+def _scale(size: tuple[int, int], network_size: tuple[int, int]) -> tuple[float, float]:
+    return size[0] / network_size[0], size[1] / network_size[1]
