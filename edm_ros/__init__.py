@@ -10,15 +10,15 @@ from pkgutil import extend_path
 
 __path__ = extend_path(__path__, __name__)
 
-from edm_ros.errors import (  # noqa: E402
+from edm_ros.errors import (
     BackendError,
     CheckpointError,
     ConfigError,
     EDMError,
     InputError,
 )
-from edm_ros.matcher import EDMMatcher, MatchResult  # noqa: E402
-from edm_ros.model.config import EDMConfig, MatcherConfig  # noqa: E402
+from edm_ros.matcher import EDMMatcher, MatchResult
+from edm_ros.model.config import EDMConfig, MatcherConfig
 
 __all__ = [
     "BackendError",

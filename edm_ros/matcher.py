@@ -127,7 +127,9 @@ class EDMMatcher:
             raise InputError("match_batch needs a non-empty sequence of (image0, image1) pairs")
         for index, pair in enumerate(pairs):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise InputError(f"pair {index}: expected a tuple (image0, image1), got {pair!r:.60}")
+                raise InputError(
+                    f"pair {index}: expected a tuple (image0, image1), got {pair!r:.60}"
+                )
         grey = [
             [to_grey(image, f"pair {i} image{side}") for side, image in enumerate(pair)]
             for i, pair in enumerate(pairs)
@@ -164,7 +166,9 @@ def to_grey(image: np.ndarray, name: str = "image") -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
-        raise InputError(f"{name}: expected shape (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
+        raise InputError(
+            f"{name}: expected shape (H, W), (H, W, 3) or (H, W, 4), got {image.shape}"
+        )
     if image.shape[0] < 2 or image.shape[1] < 2:
         raise InputError(f"{name}: image of {image.shape[1]}x{image.shape[0]} pixels is too small")
     if image.dtype == np.uint8:
@@ -175,10 +179,14 @@ def to_grey(image: np.ndarray, name: str = "image") -> np.ndarray:
         if not np.isfinite(image).all():
             raise InputError(f"{name}: contains NaN or infinite values")
         if image.min() < 0.0 or image.max() > 1.0:
-            raise InputError(f"{name}: float images must lie in [0, 1], got [{image.min()}, {image.max()}]")
+            raise InputError(
+                f"{name}: float images must lie in [0, 1], got [{image.min()}, {image.max()}]"
+            )
         grey = image.astype(np.float32)
     else:
-        raise InputError(f"{name}: unsupported dtype {image.dtype}; use uint8, uint16 or float in [0, 1]")
+        raise InputError(
+            f"{name}: unsupported dtype {image.dtype}; use uint8, uint16 or float in [0, 1]"
+        )
     if grey.ndim == 3:
         code = cv2.COLOR_BGR2GRAY if grey.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
         grey = cv2.cvtColor(np.ascontiguousarray(grey), code)
@@ -187,7 +195,9 @@ def to_grey(image: np.ndarray, name: str = "image") -> np.ndarray:
 
 def round_to_network_size(size: tuple[int, int]) -> tuple[int, int]:
     """(W, H) -> the nearest multiple of 32 per side (at least 32)."""
-    rounded = tuple(max(SIZE_MULTIPLE, int(round(side / SIZE_MULTIPLE)) * SIZE_MULTIPLE) for side in size)
+    rounded = tuple(
+        max(SIZE_MULTIPLE, round(side / SIZE_MULTIPLE) * SIZE_MULTIPLE) for side in size
+    )
     check_network_size(rounded)  # type: ignore[arg-type]
     return rounded  # type: ignore[return-value]
 
@@ -196,7 +206,9 @@ def resize_to_network(grey: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize a grey image to (W, H) and return float32 in [0, 1] (area when shrinking)."""
     if _size(grey) != size:
         shrinking = size[0] < grey.shape[1] or size[1] < grey.shape[0]
-        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        grey = cv2.resize(
+            grey, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        )
     return grey.astype(np.float32) / 255.0 if grey.dtype == np.uint8 else grey
 
 

@@ -15,7 +15,9 @@ def resolve_device(device: str) -> torch.device:
     try:
         parsed = torch.device(device)
     except RuntimeError as err:
-        raise BackendError(f"device {device!r} is not a torch device ('cpu', 'cuda', 'cuda:0')") from err
+        raise BackendError(
+            f"device {device!r} is not a torch device ('cpu', 'cuda', 'cuda:0')"
+        ) from err
     if parsed.type == "cuda" and not torch.cuda.is_available():
         raise BackendError(
             f"device {device!r} requested but this torch ({torch.__version__}) sees no CUDA GPU; "

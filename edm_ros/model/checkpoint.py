@@ -17,6 +17,17 @@ OFFICIAL_PREFIX = "matcher."
 #: The training-only RealNVP flow of the RLE loss is stored inside the head's weights; inference
 #: does not use it, training (``edm_ros.training``) reads it back from here.
 FLOW_PREFIX = "fine_matching.flow."
+#: Key names of that flow (RealNVP, 6 coupling layers with scale "s" and translation "t" nets).
+FLOW_KEYS = frozenset(
+    ["loc", "cov", "mask"]
+    + [
+        f"{net}.{layer}.{linear}.{param}"
+        for net in ("s", "t")
+        for layer in range(6)
+        for linear in (0, 2, 4)
+        for param in ("weight", "bias")
+    ]
+)
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
@@ -45,7 +56,8 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise CheckpointError(
             f"{path}: holds no state_dict of tensors (top-level type {type(checkpoint).__name__}). "
-            "Expected the official release ('state_dict' with 'matcher.' keys) or a plain state_dict."
+            "Expected the official release ('state_dict' with 'matcher.' keys) or a plain "
+            "state_dict."
         )
     if state and all(key.startswith(OFFICIAL_PREFIX) for key in state):
         state = {key[len(OFFICIAL_PREFIX) :]: value for key, value in state.items()}
@@ -72,6 +84,7 @@ def load_weights(model: EDM, path: str | Path) -> dict[str, Tensor]:
     expected = model.state_dict()
     missing = sorted(set(expected) - set(network))
     unexpected = sorted(set(network) - set(expected))
+    unexpected += sorted(FLOW_PREFIX + key for key in set(flow) - FLOW_KEYS)
     if missing or unexpected:
         raise CheckpointError(
             f"{path}: not an EDM checkpoint: {len(missing)} missing keys "

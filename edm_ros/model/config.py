@@ -29,7 +29,9 @@ class EDMConfig:
 
     def __post_init__(self) -> None:
         if len(self.block_dims) != 5 or any(c <= 0 for c in self.block_dims):
-            raise ConfigError(f"block_dims must be 5 positive channel counts, got {self.block_dims}")
+            raise ConfigError(
+                f"block_dims must be 5 positive channel counts, got {self.block_dims}"
+            )
         if self.d_model % (4 * self.num_heads) != 0 and self.d_model % 4 != 0:
             raise ConfigError(f"d_model {self.d_model} must be divisible by 4 and by num_heads")
         if self.temperature <= 0 or self.num_bins < 1 or self.num_attention_pairs < 1:
@@ -40,7 +42,10 @@ class EDMConfig:
 class MatcherConfig:
     """Per-deployment choices; they do not change the weights."""
 
-    input_size: tuple[int, int] | None = (640, 480)  # (W, H) pixels; None = image size rounded to /32
+    input_size: tuple[int, int] | None = (
+        640,
+        480,
+    )  # (W, H) pixels; None = image size rounded to /32
     topk_ratio: float = 0.35  # K = int(ratio * Hc * Wc) coarse candidates (official configs)
     match_threshold: float = 0.2  # coarse confidence; 0.2 indoor/demos, 0.05 outdoor (official)
     fine_threshold: float = 1e-6  # on the fine confidence P_f (official configs)
@@ -69,9 +74,15 @@ def check_network_size(size: tuple[int, int]) -> None:
     width, height = size
     limit = SIZE_MULTIPLE * MAX_TOKENS_PER_SIDE
     for name, side in (("width", width), ("height", height)):
-        if not isinstance(side, int) or side < SIZE_MULTIPLE or side % SIZE_MULTIPLE or side > limit:
+        if (
+            not isinstance(side, int)
+            or side < SIZE_MULTIPLE
+            or side % SIZE_MULTIPLE
+            or side > limit
+        ):
             raise ConfigError(
-                f"input {name} must be a multiple of {SIZE_MULTIPLE} in [{SIZE_MULTIPLE}, {limit}], "
+                f"input {name} must be a multiple of {SIZE_MULTIPLE} in "
+                f"[{SIZE_MULTIPLE}, {limit}], "
                 f"got {side!r}"
             )
 

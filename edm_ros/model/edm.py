@@ -59,7 +59,12 @@ class ConvBN(nn.Module):
         super().__init__()
         conv, norm = (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv1d, nn.BatchNorm1d)
         self.c = conv(
-            in_channels, out_channels, kernel_size, padding=kernel_size // 2, groups=groups, bias=False
+            in_channels,
+            out_channels,
+            kernel_size,
+            padding=kernel_size // 2,
+            groups=groups,
+            bias=False,
         )
         self.bn = norm(out_channels)
         self.act = act if act is not None else nn.Identity()
@@ -290,7 +295,7 @@ class TopK(NamedTuple):
 
 
 def similarity(coarse0: Tensor, coarse1: Tensor, temperature: float) -> Tensor:
-    """Scaled dot products S = (f0 / sqrt(C)) (f1 / sqrt(C))^T / tau. f: [B, L, C] -> [B, L0, L1]."""
+    """S = (f0 / sqrt(C)) (f1 / sqrt(C))^T / tau. f0, f1: [B, L, C] -> S: [B, L0, L1]."""
     scale = coarse0.shape[-1] ** 0.5
     return torch.einsum("blc,bsc->bls", coarse0 / scale, coarse1 / scale) / temperature
 
@@ -349,7 +354,7 @@ def select_top_k(row_max: Tensor, row_argmax: Tensor, k: int) -> TopK:
 
 
 def cell_corners(cells: Tensor, grid_width: int) -> Tensor:
-    """Cell indices [B, K] -> top-left pixel corners 8*(col, row) [B, K, 2] (official convention)."""
+    """Cell indices [B, K] -> top-left pixel corners 8*(col, row) [B, K, 2] (official choice)."""
     col = cells % grid_width
     row = torch.div(cells, grid_width, rounding_mode="floor")
     return torch.stack([col, row], dim=-1).float() * COARSE_STRIDE
@@ -387,7 +392,9 @@ class ABRHead(nn.Module):
         self.x_head = nn.Sequential(mlp(d2, d2), nn.Conv1d(d2, num_bins + 2, 1))
         self.y_head = nn.Sequential(mlp(d2, d2), nn.Conv1d(d2, num_bins + 2, 1))
         # Bin centres in cells: k / N - 0.5 for k = 0..N (official: sum(p_k * k / N) - 0.5).
-        self.register_buffer("bins", torch.arange(num_bins + 1).float() / num_bins, persistent=False)
+        self.register_buffer(
+            "bins", torch.arange(num_bins + 1).float() / num_bins, persistent=False
+        )
 
     def forward(self, query: Tensor, reference: Tensor) -> FineOutput:
         """query, reference: [B, C, 2K] (fine + coarse feature of each side) -> FineOutput."""

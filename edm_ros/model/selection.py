@@ -67,9 +67,7 @@ def select_matches(
     refined1 = candidates.points1 + COARSE_STRIDE * candidates.offsets01
     keypoints0 = np.where(forward[:, None], candidates.points0, refined0) * s0
     keypoints1 = np.where(forward[:, None], refined1, candidates.points1) * s1
-    fine_confidence = np.where(
-        forward, candidates.fine_confidence01, candidates.fine_confidence10
-    )
+    fine_confidence = np.where(forward, candidates.fine_confidence01, candidates.fine_confidence10)
     keep = (
         (candidates.confidence > config.match_threshold)
         & (fine_confidence > config.fine_threshold)

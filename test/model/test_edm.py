@@ -1,0 +1,191 @@
+"""Parity of the PyTorch EDM with the official implementation (../shared/parity fixtures)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from edm_ros.model.checkpoint import load_weights
+from edm_ros.model.config import EDMConfig, num_candidates
+from edm_ros.model.edm import (
+    EDM,
+    dual_softmax,
+    dual_softmax_row_max,
+    rope_tables,
+)
+from test.conftest import PARITY_SIZES, load_parity_fixture
+
+DENSE = {"atol": 1e-4, "rtol": 1e-4}  # tolerance of the parity README for dense tensors
+
+
+@pytest.fixture(scope="module")
+def model(parity_weights) -> EDM:
+    edm = EDM().eval()
+    load_weights(edm, parity_weights)
+    return edm
+
+
+@pytest.fixture(scope="module", params=PARITY_SIZES)
+def run(request, model):
+    """Every intermediate of our model on one fixture's images."""
+    fixture = load_parity_fixture(request.param)
+    image0, image1 = fixture["image0"], fixture["image1"]
+    size = tuple(image0.shape[-2:])
+    with torch.inference_mode():
+        f8, f16, f32, fine = model.backbone(torch.cat([image0, image1]))
+        cim32 = model.neck.loftr_32(*model.neck.fc32(f32).split(1), size)
+        coarse0, coarse1 = model.neck(f8, f16, f32, size)
+        flat0, flat1 = (c.flatten(2).transpose(1, 2) for c in (coarse0, coarse1))
+        row_max, row_argmax = dual_softmax_row_max(flat0, flat1, 0.1)
+        col_max, col_argmax = dual_softmax(flat0, flat1, 0.1).max(dim=1)
+        candidates = model(image0, image1)
+        fine0, fine1 = fine.flatten(2).transpose(1, 2).chunk(2)
+        official_rows = model.refine(
+            fine0, fine1, flat0, flat1, fixture["i_ids"][None], fixture["j_ids"][None]
+        )
+    return fixture, {
+        "backbone": dict(zip(("f8", "f16", "f32", "f8_fine"), (f8, f16, f32, fine))),
+        "cim32": cim32,
+        "coarse_feats": (coarse0, coarse1),
+        "row": (row_max, row_argmax),
+        "col": (col_max, col_argmax),
+        "candidates": candidates,
+        "head_on_official_ids": official_rows,
+    }
+
+
+def test_backbone_matches_official(run):
+    fixture, ours = run
+    if "backbone" not in fixture:
+        pytest.skip("this fixture stores no backbone tensors")
+    for name, tensor in fixture["backbone"].items():
+        torch.testing.assert_close(ours["backbone"][name], tensor, **DENSE, msg=name)
+
+
+def test_attention_and_cim_match_official(run):
+    fixture, ours = run
+    if "cim32" not in fixture:
+        pytest.skip("this fixture stores no CIM tensors")
+    for mine, theirs in zip(ours["cim32"], fixture["cim32"]):
+        torch.testing.assert_close(mine, theirs, **DENSE)
+    for mine, theirs in zip(ours["coarse_feats"], fixture["coarse_feats"]):
+        torch.testing.assert_close(mine, theirs, **DENSE)
+
+
+def test_dual_softmax_row_and_column_maxima_match_official(run):
+    fixture, ours = run
+    row_max, row_argmax = ours["row"]
+    col_max, col_argmax = ours["col"]
+    torch.testing.assert_close(row_max, fixture["conf_row_max"], **DENSE)
+    torch.testing.assert_close(col_max, fixture["conf_col_max"], **DENSE)
+    assert torch.equal(row_argmax, fixture["conf_row_argmax"])
+    assert torch.equal(col_argmax, fixture["conf_col_argmax"])
+
+
+def test_top_k_pairs_equal_official_set(run):
+    fixture, ours = run
+    candidates = ours["candidates"]
+    grid_width = fixture["W"] // 8
+    cells0 = (candidates.points0[0, :, 1] / 8 * grid_width + candidates.points0[0, :, 0] / 8).long()
+    cells1 = (candidates.points1[0, :, 1] / 8 * grid_width + candidates.points1[0, :, 0] / 8).long()
+    assert candidates.points0.shape == (1, fixture["topk"], 2)
+    official = set(zip(fixture["i_ids"].tolist(), fixture["j_ids"].tolist()))
+    assert set(zip(cells0.tolist(), cells1.tolist())) == official
+    torch.testing.assert_close(candidates.confidence[0], fixture["deploy_output"][:, 10], **DENSE)
+
+
+def test_fine_head_on_official_candidates_matches(run):
+    fixture, ours = run
+    refined = ours["head_on_official_ids"]
+    torch.testing.assert_close(refined.offsets[0], fixture["pred_coord"], **DENSE)
+    torch.testing.assert_close(refined.fine_confidence[0], fixture["pred_score"], **DENSE)
+
+
+def test_candidates_equal_official_deploy_output_row_by_row(run):
+    """Rows are compared by (cell0, cell1) pair: near-tied rows may be ordered differently."""
+    fixture, ours = run
+    c = ours["candidates"]
+    mine = torch.cat(
+        [
+            c.points0[0],
+            c.points1[0],
+            c.offsets01[0],
+            c.offsets10[0],
+            c.fine_confidence01[0, :, None],
+            c.fine_confidence10[0, :, None],
+            c.confidence[0, :, None],
+        ],
+        dim=1,
+    )
+    official = fixture["deploy_output"]
+    assert mine.shape == official.shape
+
+    def by_pair(rows: torch.Tensor) -> torch.Tensor:
+        cells = rows[:, :4].double()
+        key = cells[:, 0] + 1e4 * cells[:, 1] + 1e8 * cells[:, 2] + 1e12 * cells[:, 3]
+        return rows[torch.argsort(key)]
+
+    torch.testing.assert_close(by_pair(mine), by_pair(official), atol=1e-4, rtol=0)
+
+
+def test_chunked_coarse_matching_equals_one_piece():
+    torch.manual_seed(0)
+    feat0, feat1 = torch.randn(2, 300, 64) * 3, torch.randn(2, 280, 64) * 3
+    whole = dual_softmax_row_max(feat0, feat1, 0.1)
+    chunked = dual_softmax_row_max(feat0, feat1, 0.1, chunk_rows=37)
+    torch.testing.assert_close(chunked[0], whole[0], atol=1e-6, rtol=1e-4)
+    assert torch.equal(chunked[1], whole[1])
+    full = dual_softmax(feat0, feat1, 0.1)
+    torch.testing.assert_close(whole[0], full.max(dim=2).values, atol=1e-6, rtol=1e-4)
+
+
+def test_row_max_does_not_overflow_where_exp_would():
+    """The official exp / L1-normalise form gives inf/NaN for similarities > ~88."""
+    feat = torch.randn(1, 50, 32) * 40.0
+    values, _ = dual_softmax_row_max(feat, feat, 0.1)
+    assert torch.isfinite(values).all() and (values <= 1.0 + 1e-6).all()
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3])
+def test_forward_shapes_follow_batch_and_topk_ratio(batch):
+    torch.manual_seed(0)
+    model = EDM(topk_ratio=0.25).eval()
+    with torch.inference_mode():
+        out = model(torch.rand(batch, 1, 64, 96), torch.rand(batch, 1, 64, 96))
+    k = num_candidates((96, 64), 0.25)
+    assert k == int(8 * 12 * 0.25)
+    assert out.points0.shape == (batch, k, 2) and out.offsets10.shape == (batch, k, 2)
+    assert out.confidence.shape == (batch, k)
+    assert (out.confidence[:, :-1] >= out.confidence[:, 1:]).all(), "sorted descending"
+    assert out.offsets01.abs().max() <= 0.5 and (out.fine_confidence01 <= 1).all()
+
+
+def test_batched_forward_equals_single_forwards(model):
+    torch.manual_seed(1)
+    images0, images1 = torch.rand(2, 1, 64, 64), torch.rand(2, 1, 64, 64)
+    with torch.inference_mode():
+        batched = model(images0, images1)
+        single = model(images0[1:], images1[1:])
+    torch.testing.assert_close(batched.offsets01[1:], single.offsets01, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(batched.confidence[1:], single.confidence, atol=1e-6, rtol=1e-4)
+
+
+def test_rope_positions_follow_input_size():
+    """NPE: positions are normalised by the actual input size, 1-based, tables in float16."""
+    cos_a, sin_a = rope_tables((2, 3), (256, 320), (832, 832), 256)
+    assert cos_a.dtype == torch.float16 and cos_a.shape == (1, 2, 3, 256)
+    # Channel 0 rotates by row angle i * f_0 with f_0 = 1 and i = 1 * 832 / 256 at the first row.
+    assert float(sin_a[0, 0, 0, 0]) == pytest.approx(
+        torch.sin(torch.tensor(832 / 256)).item(), abs=1e-3
+    )
+    # Channel 2 rotates by the column angle: second column j = 2 * 832 / 320.
+    assert float(sin_a[0, 0, 1, 2]) == pytest.approx(
+        torch.sin(torch.tensor(2 * 832 / 320)).item(), abs=1e-3
+    )
+    cos_b, _ = rope_tables((2, 3), (480, 640), (832, 832), 256)
+    assert not torch.equal(cos_a, cos_b)
+
+
+def test_parameter_count_matches_the_paper():
+    """10.24 M parameters at inference (official code without the training-only flow)."""
+    assert sum(p.numel() for p in EDM(EDMConfig()).parameters()) == 10_243_332

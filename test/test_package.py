@@ -1,0 +1,56 @@
+"""Package hygiene: what `import edm_ros` loads and changes, lint and format."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from test.conftest import PROJECT_ROOT
+
+HEAVY_OPTIONAL = (
+    "rclpy",
+    "onnxruntime",
+    "onnx",
+    "tensorrt",
+    "matplotlib",
+    "tqdm",
+    "poselib",
+    "rosbags",
+)
+
+PROBE = """
+import json, sys, cv2, numpy, torch
+baseline = set(sys.modules)
+before = (torch.get_float32_matmul_precision(), torch.get_num_threads(),
+          torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+import edm_ros
+after = (torch.get_float32_matmul_precision(), torch.get_num_threads(),
+         torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+added = sorted(set(sys.modules) - baseline)
+print(json.dumps({"modules": added, "before": before, "after": after}))
+"""
+
+
+def test_import_loads_no_optional_framework_and_changes_no_torch_flag():
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, cwd="/"
+    )
+    probe = json.loads(out.stdout.strip().splitlines()[-1])
+    loaded = [name for name in probe["modules"] if name.split(".")[0] in HEAVY_OPTIONAL]
+    assert loaded == [], f"import edm_ros imported {loaded}"
+    assert probe["before"] == probe["after"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["check", "edm_ros", "test"], ["format", "--check", "edm_ros", "test"]],
+    ids=["lint", "format"],
+)
+def test_ruff(command):
+    ruff = shutil.which("ruff") or str(PROJECT_ROOT / ".venv" / "bin" / "ruff")
+    result = subprocess.run([ruff, *command], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
