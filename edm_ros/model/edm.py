@@ -297,7 +297,7 @@ class TopK(NamedTuple):
 def similarity(coarse0: Tensor, coarse1: Tensor, temperature: float) -> Tensor:
     """S = (f0 / sqrt(C)) (f1 / sqrt(C))^T / tau. f0, f1: [B, L, C] -> S: [B, L0, L1]."""
     scale = coarse0.shape[-1] ** 0.5
-    return torch.einsum("blc,bsc->bls", coarse0 / scale, coarse1 / scale) / temperature
+    return torch.bmm(coarse0 / scale, (coarse1 / scale).transpose(1, 2)).div_(temperature)
 
 
 def dual_softmax(coarse0: Tensor, coarse1: Tensor, temperature: float) -> Tensor:
@@ -309,40 +309,60 @@ def dual_softmax(coarse0: Tensor, coarse1: Tensor, temperature: float) -> Tensor
 def dual_softmax_row_max(
     coarse0: Tensor, coarse1: Tensor, temperature: float, chunk_rows: int | None = None
 ) -> tuple[Tensor, Tensor]:
-    """Row maxima of the dual-softmax matrix without materialising it twice.
+    """Row maxima of the dual-softmax matrix P = softmax_rows(S) * softmax_cols(S).
 
-    log P_ij = 2 S_ij - logsumexp_j S_ij - logsumexp_i S_ij, so one similarity matrix (or one
-    row chunk at a time, recomputed once) gives the row max and argmax. Equal to the official
-    exp / L1-normalise formulation wherever that one is finite, and it cannot overflow.
+    Equal to the official exp / L1-normalise formulation wherever that one is finite, without
+    materialising P or overflowing.
 
     Args:
         coarse0, coarse1: [B, L, C] coarse features.
         temperature: dual-softmax temperature.
-        chunk_rows: rows of S per chunk; None computes S in one piece.
+        chunk_rows: rows of S per chunk (bounded memory for large inputs); None = one piece.
 
     Returns:
         row_max [B, L0] confidence, row_argmax [B, L0] index into image 1's cells.
     """
+    if chunk_rows is None:
+        row_max, row_argmax = _row_max_in_place(coarse0, coarse1, temperature)
+        exporting = torch.jit.is_tracing() or torch.compiler.is_compiling()
+        if exporting or bool(torch.isfinite(row_max).all()):
+            return row_max, row_argmax
+        # Similarities spread over more than float32's exp range: take the log-domain path.
+    return _row_max_log_domain(coarse0, coarse1, temperature, chunk_rows)
+
+
+def _row_max_in_place(
+    coarse0: Tensor, coarse1: Tensor, temperature: float
+) -> tuple[Tensor, Tensor]:
+    """Fast path. With E = exp(S - max S), row sums R and column sums C, P_ij = E_ij^2 / (R_i C_j),
+    so argmax_j P_ij = argmax_j E_ij / sqrt(C_j): one matrix, updated in place (the official
+    code keeps two normalised copies). Rows whose sum underflows come out NaN."""
+    exp_sim = similarity(coarse0, coarse1, temperature)
+    exp_sim.sub_(exp_sim.amax(dim=(1, 2), keepdim=True)).exp_()
+    row_sums, col_sums = exp_sim.sum(dim=2), exp_sim.sum(dim=1)
+    best, best_col = exp_sim.mul_(col_sums.rsqrt()[:, None, :]).max(dim=2)
+    return best.square() / row_sums, best_col
+
+
+def _row_max_log_domain(
+    coarse0: Tensor, coarse1: Tensor, temperature: float, chunk_rows: int | None
+) -> tuple[Tensor, Tensor]:
+    """Robust path: log P_ij = 2 S_ij - logsumexp_j S_ij - logsumexp_i S_ij, in row chunks
+    (column log-sums accumulated over chunks, the similarity recomputed once)."""
     num_rows = coarse0.shape[1]
     step = num_rows if chunk_rows is None else max(1, min(chunk_rows, num_rows))
     chunks = [coarse0[:, start : start + step] for start in range(0, num_rows, step)]
-    whole = similarity(coarse0, coarse1, temperature) if len(chunks) == 1 else None
-
-    def chunk_similarity(k: int) -> Tensor:
-        return whole if whole is not None else similarity(chunks[k], coarse1, temperature)
-
-    # Pass 1: log-normaliser of every row and (accumulated over chunks) of every column.
     row_lse: list[Tensor] = []
     col_lse = torch.full_like(coarse1[..., 0], -torch.inf)  # [B, L1]
-    for k in range(len(chunks)):
-        sim = chunk_similarity(k)
+    for chunk in chunks:
+        sim = similarity(chunk, coarse1, temperature)
         row_lse.append(torch.logsumexp(sim, dim=2))
         col_lse = torch.logaddexp(col_lse, torch.logsumexp(sim, dim=1))
-    # Pass 2: row max of 2 S - col_lse, then the row normaliser.
     values, indices = [], []
-    for k in range(len(chunks)):
-        best, best_col = (2.0 * chunk_similarity(k) - col_lse[:, None, :]).max(dim=2)
-        values.append(torch.exp(best - row_lse[k]))
+    for chunk, lse in zip(chunks, row_lse):
+        sim = similarity(chunk, coarse1, temperature)
+        best, best_col = sim.mul_(2.0).sub_(col_lse[:, None, :]).max(dim=2)
+        values.append(torch.exp(best - lse))
         indices.append(best_col)
     return torch.cat(values, dim=1), torch.cat(indices, dim=1)
 

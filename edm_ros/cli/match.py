@@ -1,0 +1,102 @@
+"""edm-match: match two image files with EDM, draw the matches, optionally save them as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edm_ros.errors import EDMError
+from edm_ros.matcher import EDMMatcher, MatchResult
+from edm_ros.visualization import draw_matches
+
+
+def parse_size(text: str) -> tuple[int, int] | None:
+    """'640x480' -> (640, 480); 'auto' -> None (image size rounded to /32)."""
+    if text == "auto":
+        return None
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(
+            f"size must look like 640x480 or 'auto', got {text!r}"
+        ) from err
+    return width, height
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edm-match", description=__doc__)
+    parser.add_argument("image0", type=Path)
+    parser.add_argument("image1", type=Path)
+    weights = parser.add_mutually_exclusive_group(required=True)
+    weights.add_argument("--weights", type=Path, help="EDM checkpoint (official edm_outdoor.ckpt)")
+    weights.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="seeded random weights: tests the plumbing, the matches are meaningless",
+    )
+    parser.add_argument("--size", type=parse_size, default=(640, 480), help="WxH or 'auto'")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
+    parser.add_argument("--backend", default="torch", help="torch, onnxruntime or tensorrt")
+    parser.add_argument("--threshold", type=float, default=0.2, help="coarse confidence (0-1)")
+    parser.add_argument("--border", type=int, default=0, help="border to ignore, pixels")
+    parser.add_argument("--out", type=Path, default=Path("matches.png"), help="PNG to draw")
+    parser.add_argument("--json", type=Path, help="write the matches as JSON here")
+    return parser
+
+
+def read_grey(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise EDMError(f"{path}: cannot read this file as an image")
+    return image
+
+
+def result_to_json(result: MatchResult, weights: str) -> dict:
+    """Matches as plain JSON (keypoints in pixels of the input images)."""
+    return {
+        "weights": weights,
+        "image0_size": list(result.image0_size),
+        "image1_size": list(result.image1_size),
+        "keypoints0": result.keypoints0.round(3).tolist(),
+        "keypoints1": result.keypoints1.round(3).tolist(),
+        "confidence": result.confidence.round(5).tolist(),
+        "fine_confidence": result.fine_confidence.round(5).tolist(),
+        "inference_ms": round(result.inference_ms, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        image0, image1 = read_grey(args.image0), read_grey(args.image1)
+        matcher = EDMMatcher(
+            None if args.random_weights else args.weights,
+            device=args.device,
+            input_size=args.size,
+            match_threshold=args.threshold,
+            border=args.border,
+            backend=args.backend,
+        )
+        result = matcher.match(image0, image1)
+    except EDMError as err:
+        print(f"edm-match: error: {err}", file=sys.stderr)
+        return 1
+    print(f"weights: {matcher.weights_description}")
+    print(f"{len(result)} matches in {result.inference_ms:.0f} ms")
+    cv2.imwrite(str(args.out), draw_matches(image0, image1, result, None))
+    print(f"drawing: {args.out}")
+    if args.json:
+        args.json.write_text(json.dumps(result_to_json(result, matcher.weights_description)))
+        print(f"matches: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
