@@ -48,7 +48,7 @@ class StageTimer:
             module.register_forward_pre_hook(self._mark(f"{name}_start"))
             module.register_forward_hook(self._mark(f"{name}_end"))
 
-    def _mark(self, key: str):  # noqa: ANN202 - hook factory
+    def _mark(self, key: str):  # a forward (pre-)hook that records the time
         def hook(*_: object) -> None:
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
@@ -181,7 +181,8 @@ def print_row(r: dict) -> None:
     stages = " ".join(f"{k} {v:.0f}" for k, v in r["stages_ms"].items())
     line = (
         f"{r['size']:>9} batch {r['batch']}: median {r['median_ms']:.0f} ms "
-        f"({r['per_pair_ms']:.0f} ms/pair, {r['matches_per_s']:.0f} matches/s) | stages ms: {stages}"
+        f"({r['per_pair_ms']:.0f} ms/pair, {r['matches_per_s']:.0f} matches/s)"
+        f" | stages ms: {stages}"
         f" | peak RSS {r['peak_rss_mb']:.0f} MB"
     )
     if "official_coarse_ms" in r:
