@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import struct
 import zipfile
 from pathlib import Path
 
@@ -47,7 +48,16 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+    except (  # what torch.load raises on damaged or foreign files
+        OSError,
+        RuntimeError,
+        EOFError,
+        ValueError,
+        KeyError,
+        struct.error,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+    ) as err:
         raise CheckpointError(
             f"{path}: unreadable as a torch checkpoint ({type(err).__name__}: {err}). Is the file "
             "complete (a partial download is a common cause)?"
