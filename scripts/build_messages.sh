@@ -5,6 +5,12 @@
 set -euo pipefail
 : "${VIRTUAL_ENV:?activate the venv or set VIRTUAL_ENV}"
 here=$(cd "$(dirname "$0")/.." && pwd)
+for tool in cmake c++ make; do
+  command -v "$tool" >/dev/null || {
+    echo "building the ROS messages needs '$tool' (Debian/Ubuntu: apt-get install cmake g++ make)" >&2
+    exit 1
+  }
+done
 py="$VIRTUAL_ENV/bin/python"
 build="$here/build_messages"
 
