@@ -25,14 +25,15 @@ $(STAMP): requirements/core.txt requirements/ros.txt requirements/dev.txt setup.
 messages: $(STAMP)
 	VIRTUAL_ENV=$(abspath $(VENV)) bash scripts/build_messages.sh
 
+# WEIGHTS=path/to/edm_outdoor.ckpt for real matches; without it the demo says it uses random weights.
 demo: $(STAMP)
-	$(BIN)/python -m edm_ros.cli.demo --out demo_output
+	$(BIN)/python -m edm_ros.cli.demo --out demo_output $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -rs $(PYTEST_ARGS) test
 
 bench: $(STAMP)
-	$(BIN)/python -m edm_ros.cli.bench
+	$(BIN)/python -m edm_ros.cli.bench $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 lint: $(STAMP)
 	$(BIN)/ruff check edm_ros test && $(BIN)/ruff format --check edm_ros test
