@@ -224,6 +224,7 @@ class AttentionStack(nn.Module):
     def __init__(self, config: EDMConfig) -> None:
         super().__init__()
         self.train_size = config.train_size
+        self._rope_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
         self.layers = nn.ModuleList(
             AttentionLayer(config.d_model, config.num_heads, config.attention_scale, kind == "self")
             for _ in range(config.num_attention_pairs)
@@ -234,8 +235,12 @@ class AttentionStack(nn.Module):
         self, feat0: Tensor, feat1: Tensor, image_size: tuple[int, int]
     ) -> tuple[Tensor, Tensor]:
         """feat0, feat1: [B, C, h, w] tokens at 1/32 -> transformed, same shapes."""
-        cos, sin = rope_tables(feat0.shape[-2:], image_size, self.train_size, feat0.shape[1])
-        rope = (cos.to(feat0.device), sin.to(feat0.device))
+        grid = (feat0.shape[-2], feat0.shape[-1])
+        key = (grid, image_size, feat0.shape[1], feat0.device)
+        if key not in self._rope_cache:  # built once per input size and device
+            tables = rope_tables(grid, image_size, self.train_size, feat0.shape[1])
+            self._rope_cache[key] = (tables[0].to(feat0.device), tables[1].to(feat0.device))
+        rope = self._rope_cache[key]
         for layer in self.layers:
             if layer.use_rope:  # self-attention, shared weights for both images
                 feat0, feat1 = layer(feat0, feat0, rope), layer(feat1, feat1, rope)
@@ -412,6 +417,7 @@ class ABRHead(nn.Module):
         self.x_head = nn.Sequential(mlp(d2, d2), nn.Conv1d(d2, num_bins + 2, 1))
         self.y_head = nn.Sequential(mlp(d2, d2), nn.Conv1d(d2, num_bins + 2, 1))
         # Bin centres in cells: k / N - 0.5 for k = 0..N (official: sum(p_k * k / N) - 0.5).
+        self.bins: Tensor
         self.register_buffer(
             "bins", torch.arange(num_bins + 1).float() / num_bins, persistent=False
         )
