@@ -42,7 +42,7 @@ class TestNormalize:
     @pytest.mark.parametrize("model", sorted(DISTORTIONS))
     def test_distorted_pixels_return_to_their_rays(self, model: str) -> None:
         rays = _normalised_grid()
-        camera = CameraModel(K, 752, 480, DISTORTIONS[model], model)  # type: ignore[arg-type]
+        camera = CameraModel(K, 752, 480, DISTORTIONS[model], model)
         pixels = _distort(rays, model, DISTORTIONS[model])
         assert np.abs(pixels - (rays * [458.0, 457.0] + [367.0, 248.0])).max() > 5.0  # distorted
         np.testing.assert_allclose(camera.normalize(pixels), rays, atol=1e-8)
@@ -51,7 +51,7 @@ class TestNormalize:
     @pytest.mark.parametrize("model", ["none", "plumb_bob", "equidistant"])
     def test_shape_and_dtype(self, num_points: int, model: str) -> None:
         coefficients = DISTORTIONS.get(model, np.zeros(0))
-        camera = CameraModel(K, 752, 480, coefficients, model)  # type: ignore[arg-type]
+        camera = CameraModel(K, 752, 480, coefficients, model)
         points = np.full((num_points, 2), 100.0, np.float32)
         rays = camera.normalize(points)
         assert rays.shape == (num_points, 2)
@@ -98,7 +98,7 @@ class TestValidation:
         with pytest.raises(ConfigError, match="model 'none' with non-zero coefficients"):
             CameraModel(K, 752, 480, np.array([0.1, 0.0, 0.0, 0.0]))
         with pytest.raises(ConfigError, match="expected one of"):
-            CameraModel(K, 752, 480, np.zeros(4), "fisheye")  # type: ignore[arg-type]
+            CameraModel(K, 752, 480, np.zeros(4), "fisheye")
         with pytest.raises(ConfigError, match="positive width and height"):
             CameraModel(K, 0, 480)
 
@@ -138,8 +138,9 @@ class TestFromCameraInfo:
             ({"rectified": True, "P": [0.0] * 12}, "camera_info P: values are all zero"),
         ],
     )
-    def test_uncalibrated_or_malformed_info_raises_config_error(self, kwargs: dict,
-                                                                message: str) -> None:
+    def test_uncalibrated_or_malformed_info_raises_config_error(
+        self, kwargs: dict, message: str
+    ) -> None:
         fields = {"K": K.ravel(), "D": [], "distortion_model": "", "width": 752, "height": 480}
         with pytest.raises(ConfigError, match=message):
             CameraModel.from_camera_info(**{**fields, **kwargs})
