@@ -1,0 +1,50 @@
+"""edm-eval end to end: baselines by default, EDM with the random test weights, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+from edm_ros.cli.evaluate import NO_WEIGHTS_NOTE, main
+
+
+def test_default_run_evaluates_the_baselines_and_explains_edm(data_dir, tmp_path, capsys) -> None:
+    out = tmp_path / "report"
+    status = main([str(data_dir / "euroc_v101_micro_stereo"), str(data_dir / "hpatches_v_graffiti"),
+                   "--max-pairs", "1", "--no-latency", "--no-progress", "--visualize", "0",
+                   "--out", str(out)])  # fmt: skip
+    assert status == 0
+    assert NO_WEIGHTS_NOTE in capsys.readouterr().err
+    text = (out / "report.md").read_text()
+    assert NO_WEIGHTS_NOTE in text and "RANDOM" not in text
+    assert "## euroc_v101_micro_stereo (stereo rig, relative pose, 1 pairs)" in text
+    assert "## hpatches_v_graffiti (homography, 1 pairs)" in text
+    results = json.loads((out / "results.json").read_text())
+    assert [(e["dataset"], e["matcher"]) for e in results["evaluations"]] == [
+        ("euroc_v101_micro_stereo", "sift"), ("euroc_v101_micro_stereo", "orb"),
+        ("hpatches_v_graffiti", "sift"), ("hpatches_v_graffiti", "orb"),
+    ]  # fmt: skip
+
+
+def test_edm_with_random_weights_reports_so_with_latency_tables(
+    data_dir, parity_weights, tmp_path
+) -> None:
+    out = tmp_path / "report"
+    status = main([str(data_dir / "scannet1500_sample"), "--matchers", "edm", "--weights",
+                   str(parity_weights), "--input-size", "160x128", "--max-pairs", "2",
+                   "--latency-resolutions", "160x128", "--batch-sizes", "1,2",
+                   "--latency-repeats", "1", "--visualize", "1", "--no-progress",
+                   "--out", str(out)])  # fmt: skip
+    assert status == 0
+    text = (out / "report.md").read_text()
+    assert "WARNING: edm ran with RANDOM weights" in text.split("## ")[0]
+    assert "| edm | 160x128 | 2 |" in text  # latency vs batch size, the paper's Tab. 11
+    assert "| edm | scannet1500_sample | 2 |" in text  # evaluation time
+    assert (out / "figures" / "latency_vs_batch.png").is_file()
+    assert (out / "figures" / "matches_scannet1500_sample_0_edm.png").is_file()
+
+
+def test_edm_without_weights_and_missing_data_are_explained(tmp_path, capsys) -> None:
+    assert main([str(tmp_path), "--matchers", "edm", "--out", str(tmp_path / "r")]) == 2
+    assert "matcher 'edm' needs --weights" in capsys.readouterr().err
+    assert main([str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert "no dataset found" in capsys.readouterr().err
