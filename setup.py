@@ -15,8 +15,8 @@ setup(
     packages=find_packages(include=["edm_ros", "edm_ros.*"]),
     install_requires=["torch>=2.1", "numpy>=1.26", "opencv-python-headless>=4.9"],
     extras_require={
-        "onnx": ["onnx>=1.17", "onnxruntime>=1.20"],
-        "eval": ["matplotlib>=3.8", "tqdm>=4.66", "poselib>=2.0", "rosbags>=0.11"],
+        "onnx": ["onnx>=1.17", "onnxruntime>=1.20", "onnxscript>=0.7"],
+        "eval": ["matplotlib>=3.8", "tqdm>=4.66", "poselib>=2.0", "rosbags>=0.11", "pyyaml>=6"],
         "test": ["pytest>=8", "pyyaml>=6", "psutil>=5.9"],
     },
     entry_points={

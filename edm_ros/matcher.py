@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import torch
 
-from edm_ros.backends import create_backend
+from edm_ros.backends import BackendOptions, create_backend
 from edm_ros.errors import InputError
 from edm_ros.model.checkpoint import load_weights
 from edm_ros.model.config import SIZE_MULTIPLE, EDMConfig, MatcherConfig, check_network_size
@@ -77,6 +77,7 @@ class EDMMatcher:
         fine_threshold: float = 1e-6,
         max_matches: int | None = None,
         backend: str = "torch",
+        backend_options: BackendOptions | None = None,
     ) -> None:
         """Args:
         weights: EDM checkpoint (official ``.ckpt`` or a plain state_dict). None builds seeded
@@ -88,7 +89,8 @@ class EDMMatcher:
         border: minimum distance of a match to the image border, original pixels.
         fine_threshold: minimum fine confidence P_f.
         max_matches: keep at most this many (highest coarse confidence first).
-        backend: "torch" (reference), "onnxruntime" or "tensorrt".
+        backend: "torch" (reference), "onnxruntime", "tensorrt" or "auto" (docs/deployment.md).
+        backend_options: cache directory, precision, static batch size, CUDA graph, ...
         """
         self.config = MatcherConfig(
             input_size=None if input_size is None else (int(input_size[0]), int(input_size[1])),
@@ -100,7 +102,7 @@ class EDMMatcher:
         )
         self.random_weights = weights is None
         model = build_model(weights, topk_ratio=topk_ratio)
-        self.backend = create_backend(backend, model, device, self.config)
+        self.backend = create_backend(backend, model, device, self.config, backend_options)
         if self.random_weights:
             self.weights_description = (
                 f"RANDOM weights (seed {RANDOM_WEIGHTS_SEED}): matches are meaningless; pass the "

@@ -1,23 +1,87 @@
-"""Inference backends: one way to run the EDM network per runtime, same inputs, same outputs."""
+"""Inference backends: one way to run the EDM network per runtime, same inputs, same outputs.
+
+Optional runtimes (onnxruntime, tensorrt, the ONNX exporter) are imported only when their
+backend is created; a missing one raises BackendError naming the package to install.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import logging
+
 from edm_ros.backends.base import Backend, CandidateArrays
+from edm_ros.backends.options import BackendOptions, default_cache_dir, parse_device
 from edm_ros.errors import ConfigError
 from edm_ros.model.config import MatcherConfig
 from edm_ros.model.edm import EDM
 
-#: Backend names accepted by ``EDMMatcher(backend=...)``.
-BACKENDS = ("torch",)
+logger = logging.getLogger(__name__)
+
+#: Backend names accepted by ``EDMMatcher(backend=...)``. "auto" logs the one it chooses.
+BACKENDS = ("torch", "onnxruntime", "tensorrt", "auto")
 
 
-def create_backend(name: str, model: EDM, device: str, config: MatcherConfig) -> Backend:
-    """Build the backend ``name`` for ``model`` on ``device`` (optional packages load here)."""
+def create_backend(
+    name: str,
+    model: EDM,
+    device: str,
+    config: MatcherConfig,
+    options: BackendOptions | None = None,
+) -> Backend:
+    """Build the backend ``name`` for ``model`` on ``device`` (optional packages load here).
+
+    Args:
+        name: one of :data:`BACKENDS`.
+        model: the network with its weights (exported for onnxruntime / tensorrt).
+        device: "cpu", "cuda" or "cuda:N".
+        config: the matcher's configuration (input size and K fix the exported shapes).
+        options: cache directory, precision, static batch size, ... (defaults if None).
+
+    Raises:
+        ConfigError: unknown name or device, or a configuration the backend cannot run.
+        BackendError: the backend's package is missing or cannot run here.
+    """
+    options = options or BackendOptions()
+    kind, _ = parse_device(device)
+    if name == "auto":
+        name = choose_auto_backend(kind, fixed_size=config.input_size is not None)
+        logger.info("backend 'auto' chose %r for device %r", name, device)
     if name == "torch":
         from edm_ros.backends.pytorch import TorchBackend
 
-        return TorchBackend(model, device)
+        return TorchBackend(model, device, cuda_graph=options.cuda_graph)
+    if name == "onnxruntime":
+        from edm_ros.backends.onnx_runtime import create_onnxruntime_backend
+
+        return create_onnxruntime_backend(model, device, config, options)
+    if name == "tensorrt":
+        from edm_ros.backends.tensorrt_engine import create_tensorrt_backend
+
+        return create_tensorrt_backend(model, device, config, options)
     raise ConfigError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "Backend", "CandidateArrays", "create_backend"]
+def choose_auto_backend(device_kind: str, fixed_size: bool) -> str:
+    """The fastest backend installed for the device.
+
+    With a fixed input size: tensorrt on CUDA, onnxruntime on the CPU (ahead of eager torch
+    there, see docs/deployment.md), when their packages are installed. Otherwise torch.
+    """
+    if not fixed_size:
+        return "torch"
+    wanted = (
+        ("tensorrt", "onnx") if device_kind == "cuda" else ("onnxruntime", "onnx", "onnxscript")
+    )
+    if all(importlib.util.find_spec(package) is not None for package in wanted):
+        return wanted[0]
+    return "torch"
+
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "BackendOptions",
+    "CandidateArrays",
+    "create_backend",
+    "default_cache_dir",
+]

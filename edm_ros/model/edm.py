@@ -330,7 +330,9 @@ def dual_softmax_row_max(
     if chunk_rows is None:
         row_max, row_argmax = _row_max_in_place(coarse0, coarse1, temperature)
         exporting = torch.jit.is_tracing() or torch.compiler.is_compiling()
-        if exporting or bool(torch.isfinite(row_max).all()):
+        # A CUDA graph cannot wait for the host: it keeps the fast path, as exported graphs do.
+        capturing = row_max.is_cuda and torch.cuda.is_current_stream_capturing()
+        if exporting or capturing or bool(torch.isfinite(row_max).all()):
             return row_max, row_argmax
         # Similarities spread over more than float32's exp range: take the log-domain path.
     return _row_max_log_domain(coarse0, coarse1, temperature, chunk_rows)
@@ -470,7 +472,10 @@ class EDM(nn.Module):
         coarse0, coarse1 = coarse0.flatten(2).transpose(1, 2), coarse1.flatten(2).transpose(1, 2)
         num_cells = coarse0.shape[1]
         chunk_rows = None
-        if num_cells * num_cells > COARSE_CHUNK_ELEMENTS:
+        # Exported graphs stay in one piece: ONNX/TensorRT have no stable logaddexp, and the
+        # runtime plans the memory itself.
+        exporting = torch.jit.is_tracing() or torch.compiler.is_compiling()
+        if num_cells * num_cells > COARSE_CHUNK_ELEMENTS and not exporting:
             chunk_rows = COARSE_CHUNK_ELEMENTS // (2 * num_cells)
         row_max, row_argmax = dual_softmax_row_max(  # 3. coarse matching
             coarse0, coarse1, self.config.temperature, chunk_rows
