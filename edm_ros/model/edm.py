@@ -329,13 +329,17 @@ def dual_softmax_row_max(
     """
     if chunk_rows is None:
         row_max, row_argmax = _row_max_in_place(coarse0, coarse1, temperature)
-        exporting = torch.jit.is_tracing() or torch.compiler.is_compiling()
         # A CUDA graph cannot wait for the host: it keeps the fast path, as exported graphs do.
         capturing = row_max.is_cuda and torch.cuda.is_current_stream_capturing()
-        if exporting or capturing or bool(torch.isfinite(row_max).all()):
+        if _exporting() or capturing or bool(torch.isfinite(row_max).all()):
             return row_max, row_argmax
         # Similarities spread over more than float32's exp range: take the log-domain path.
     return _row_max_log_domain(coarse0, coarse1, temperature, chunk_rows)
+
+
+def _exporting() -> bool:
+    """True while torch traces or compiles the model (ONNX export): no data-dependent branches."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
 def _row_max_in_place(
@@ -474,8 +478,7 @@ class EDM(nn.Module):
         chunk_rows = None
         # Exported graphs stay in one piece: ONNX/TensorRT have no stable logaddexp, and the
         # runtime plans the memory itself.
-        exporting = torch.jit.is_tracing() or torch.compiler.is_compiling()
-        if num_cells * num_cells > COARSE_CHUNK_ELEMENTS and not exporting:
+        if num_cells * num_cells > COARSE_CHUNK_ELEMENTS and not _exporting():
             chunk_rows = COARSE_CHUNK_ELEMENTS // (2 * num_cells)
         row_max, row_argmax = dual_softmax_row_max(  # 3. coarse matching
             coarse0, coarse1, self.config.temperature, chunk_rows
