@@ -17,6 +17,7 @@ setup(
     extras_require={
         "onnx": ["onnx>=1.17", "onnxruntime>=1.20", "onnxscript>=0.7"],
         "eval": ["matplotlib>=3.8", "tqdm>=4.66", "poselib>=2.0", "rosbags>=0.11", "pyyaml>=6"],
+        "train": ["pyyaml>=6", "matplotlib>=3.8", "tqdm>=4.66", "h5py>=3.10"],
         "test": ["pytest>=8", "pyyaml>=6", "psutil>=5.9"],
     },
     entry_points={
