@@ -452,6 +452,15 @@ def gather_cells(features: Tensor, cells: Tensor) -> Tensor:
 # EDM
 
 
+class Features(NamedTuple):
+    """Per-cell features of both images after stages 1-2, [B, L, C] each."""
+
+    coarse0: Tensor  # CIM output, image 0
+    coarse1: Tensor
+    fine0: Tensor  # backbone fine branch, image 0
+    fine1: Tensor
+
+
 class EDM(nn.Module):
     """The EDM network: two grey images in, fixed-size top-K candidates out.
 
@@ -470,24 +479,11 @@ class EDM(nn.Module):
 
     def forward(self, image0: Tensor, image1: Tensor) -> Candidates:
         """image0, image1: [B, 1, H, W] float32 in [0, 1]; H and W multiples of 32."""
-        image_size = (image0.shape[-2], image0.shape[-1])
-        f8, f16, f32, fine = self.backbone(torch.cat([image0, image1]))  # 1. shared CNN
-        coarse0, coarse1 = self.neck(f8, f16, f32, image_size)  # 2. CIM
-        coarse0, coarse1 = coarse0.flatten(2).transpose(1, 2), coarse1.flatten(2).transpose(1, 2)
-        num_cells = coarse0.shape[1]
-        chunk_rows = None
-        # Exported graphs stay in one piece: ONNX/TensorRT have no stable logaddexp, and the
-        # runtime plans the memory itself.
-        if num_cells * num_cells > COARSE_CHUNK_ELEMENTS and not _exporting():
-            chunk_rows = COARSE_CHUNK_ELEMENTS // (2 * num_cells)
-        row_max, row_argmax = dual_softmax_row_max(  # 3. coarse matching
-            coarse0, coarse1, self.config.temperature, chunk_rows
-        )
-        k = num_candidates((image_size[1], image_size[0]), self.topk_ratio)
-        top_k = select_top_k(row_max, row_argmax, k)
-        fine0, fine1 = fine.flatten(2).transpose(1, 2).chunk(2)  # [B, L, C] each
-        refined = self.refine(fine0, fine1, coarse0, coarse1, top_k.rows, top_k.cols)  # 4. ABRHead
-        grid_width = image_size[1] // COARSE_STRIDE
+        height, width = image0.shape[-2], image0.shape[-1]
+        features = self.features(image0, image1)  # 1-2. shared CNN and CIM
+        top_k = self.match_coarse(features.coarse0, features.coarse1, (width, height))  # 3.
+        refined = self.refine(*features, top_k.rows, top_k.cols)  # 4. ABRHead, both directions
+        grid_width, k = width // COARSE_STRIDE, top_k.rows.shape[1]
         return Candidates(
             points0=cell_corners(top_k.rows, grid_width),
             points1=cell_corners(top_k.cols, grid_width),
@@ -498,12 +494,35 @@ class EDM(nn.Module):
             fine_confidence10=refined.fine_confidence[:, k:],
         )
 
+    def features(self, image0: Tensor, image1: Tensor) -> Features:
+        """Stages 1-2: the shared backbone, then the CIM. Images [B, 1, H, W] -> [B, L, C] each."""
+        image_size = (image0.shape[-2], image0.shape[-1])
+        f8, f16, f32, fine = self.backbone(torch.cat([image0, image1]))
+        coarse0, coarse1 = self.neck(f8, f16, f32, image_size)
+        fine0, fine1 = fine.flatten(2).transpose(1, 2).chunk(2)
+        return Features(
+            coarse0.flatten(2).transpose(1, 2), coarse1.flatten(2).transpose(1, 2), fine0, fine1
+        )
+
+    def match_coarse(self, coarse0: Tensor, coarse1: Tensor, image_size: tuple[int, int]) -> TopK:
+        """Stage 3: dual-softmax row maxima and the top K = ratio * L rows (image_size: (W, H))."""
+        num_cells = coarse0.shape[1]
+        chunk_rows = None
+        # Exported graphs stay in one piece: ONNX/TensorRT have no stable logaddexp, and the
+        # runtime plans the memory itself.
+        if num_cells * num_cells > COARSE_CHUNK_ELEMENTS and not _exporting():
+            chunk_rows = COARSE_CHUNK_ELEMENTS // (2 * num_cells)
+        row_max, row_argmax = dual_softmax_row_max(
+            coarse0, coarse1, self.config.temperature, chunk_rows
+        )
+        return select_top_k(row_max, row_argmax, num_candidates(image_size, self.topk_ratio))
+
     def refine(
         self,
-        fine0: Tensor,
-        fine1: Tensor,
         coarse0: Tensor,
         coarse1: Tensor,
+        fine0: Tensor,
+        fine1: Tensor,
         rows: Tensor,
         cols: Tensor,
     ) -> FineOutput:

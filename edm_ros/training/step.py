@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-from torch import Tensor
 
 from edm_ros.model.config import COARSE_STRIDE, num_candidates
 from edm_ros.model.edm import EDM, dual_softmax, select_top_k
@@ -35,16 +34,6 @@ class StepOutput(NamedTuple):
     num_supervised: int  # head rows with a fine target inside the window
 
 
-def coarse_features(model: EDM, image0: Tensor, image1: Tensor) -> tuple[Tensor, ...]:
-    """Stages 1-2 of EDM: (coarse0, coarse1, fine0, fine1), each [B, L, C]."""
-    image_size = (image0.shape[-2], image0.shape[-1])
-    f8, f16, f32, fine = model.backbone(torch.cat([image0, image1]))
-    coarse0, coarse1 = model.neck(f8, f16, f32, image_size)
-    coarse0, coarse1 = coarse0.flatten(2).transpose(1, 2), coarse1.flatten(2).transpose(1, 2)
-    fine0, fine1 = fine.flatten(2).transpose(1, 2).chunk(2)
-    return coarse0, coarse1, fine0, fine1
-
-
 def training_losses(
     model: EDM,
     flow: RealNVP,
@@ -66,7 +55,7 @@ def training_losses(
     loss_config = loss_config or LossConfig()
     height, width = batch.image0.shape[-2:]
     grid_width = width // COARSE_STRIDE
-    coarse0, coarse1, fine0, fine1 = coarse_features(model, batch.image0, batch.image1)
+    coarse0, coarse1, fine0, fine1 = model.features(batch.image0, batch.image1)
     confidence = dual_softmax(coarse0, coarse1, model.config.temperature)  # [B, L0, L1]
     truth = ground_truth(batch)
     positives = truth.positives()
@@ -78,7 +67,7 @@ def training_losses(
     top_k = select_top_k(row_max, row_argmax, num_candidates((width, height), model.topk_ratio))
     if pad_num > 0:
         top_k = pad_with_ground_truth(top_k, truth, grid_width, generator, pad_num)
-    refined = model.refine(fine0, fine1, coarse0, coarse1, top_k.rows, top_k.cols)
+    refined = model.refine(coarse0, coarse1, fine0, fine1, top_k.rows, top_k.cols)
     targets = fine_targets(truth, top_k.rows, top_k.cols, grid_width)
     fine_loss = rle_loss(
         refined.offsets,

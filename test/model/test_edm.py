@@ -41,7 +41,7 @@ def run(request, model):
         candidates = model(image0, image1)
         fine0, fine1 = fine.flatten(2).transpose(1, 2).chunk(2)
         official_rows = model.refine(
-            fine0, fine1, flat0, flat1, fixture["i_ids"][None], fixture["j_ids"][None]
+            flat0, flat1, fine0, fine1, fixture["i_ids"][None], fixture["j_ids"][None]
         )
     return fixture, {
         "backbone": dict(zip(("f8", "f16", "f32", "f8_fine"), (f8, f16, f32, fine))),
