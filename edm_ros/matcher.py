@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -14,7 +15,7 @@ import torch
 
 from edm_ros.backends import BackendOptions, create_backend
 from edm_ros.errors import InputError
-from edm_ros.model.checkpoint import load_weights
+from edm_ros.model.checkpoint import declares_random_weights, load_weights
 from edm_ros.model.config import SIZE_MULTIPLE, EDMConfig, MatcherConfig, check_network_size
 from edm_ros.model.edm import EDM
 from edm_ros.model.selection import select_matches
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 #: Seed of the random initialisation used when no weights are given (tests, plumbing demos).
 RANDOM_WEIGHTS_SEED = 0
+MEANINGLESS = ": matches are meaningless; pass the official EDM checkpoint for real results"
 
 
 @dataclass(frozen=True)
@@ -41,17 +43,29 @@ class MatchResult:
         return int(self.keypoints0.shape[0])
 
 
+class BuiltModel(NamedTuple):
+    """An EDM network ready for inference, and what its weights are."""
+
+    model: EDM
+    description: str  # says plainly which weights these are
+    random_weights: bool  # True: seeded random init, or a file whose note says "random"
+
+
 def build_model(
     weights: str | Path | None, config: EDMConfig | None = None, topk_ratio: float = 0.35
-) -> EDM:
-    """EDM with weights loaded from ``weights``, or seeded random weights if it is None."""
+) -> BuiltModel:
+    """EDM in eval mode with weights from a checkpoint, or seeded random weights if None."""
     if weights is None:
         with torch.random.fork_rng(devices=[]):  # no effect on the caller's random state
             torch.manual_seed(RANDOM_WEIGHTS_SEED)
-            return EDM(config, topk_ratio).eval()
+            model = EDM(config, topk_ratio).eval()
+        return BuiltModel(model, f"RANDOM weights (seed {RANDOM_WEIGHTS_SEED}){MEANINGLESS}", True)
     model = EDM(config, topk_ratio)
-    load_weights(model, weights)
-    return model.eval()
+    note = load_weights(model, weights).note
+    description = f"checkpoint {Path(weights).resolve()}" + (f" ({note})" if note else "")
+    if declares_random_weights(note):
+        return BuiltModel(model.eval(), f"RANDOM weights from {description}{MEANINGLESS}", True)
+    return BuiltModel(model.eval(), description, False)
 
 
 class EDMMatcher:
@@ -100,17 +114,12 @@ class EDMMatcher:
             border=border,
             max_matches=max_matches,
         )
-        self.random_weights = weights is None
-        model = build_model(weights, topk_ratio=topk_ratio)
+        model, self.weights_description, self.random_weights = build_model(
+            weights, topk_ratio=topk_ratio
+        )
         self.backend = create_backend(backend, model, device, self.config, backend_options)
         if self.random_weights:
-            self.weights_description = (
-                f"RANDOM weights (seed {RANDOM_WEIGHTS_SEED}): matches are meaningless; pass the "
-                "official EDM checkpoint for real results"
-            )
             logger.warning("EDMMatcher: %s", self.weights_description)
-        else:
-            self.weights_description = f"checkpoint {Path(weights).resolve()}"  # type: ignore[arg-type]
 
     def match(self, image0: np.ndarray, image1: np.ndarray) -> MatchResult:
         """Match one pair. Images: uint8 grey (H, W) or BGR (H, W, 3), any size.

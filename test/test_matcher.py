@@ -134,3 +134,10 @@ def test_random_weights_say_so_and_leave_the_global_rng_alone():
     again = EDMMatcher(None, input_size=(64, 64))
     first = next(matcher.backend.model.parameters())
     assert torch.equal(first, next(again.backend.model.parameters())), "seeded"
+
+
+def test_a_checkpoint_whose_note_says_random_is_reported_as_random(matchers):
+    matcher = matchers["320x256"]
+    assert matcher.random_weights
+    assert matcher.weights_description.startswith("RANDOM weights from checkpoint")
+    assert "meaningless" in matcher.weights_description

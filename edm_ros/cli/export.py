@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
             import_tensorrt()
         ratio = args.topk_ratio if args.topk is None else topk_ratio_for(args.topk, args.size)
-        model = build_model(None if args.random_weights else args.weights, topk_ratio=ratio)
+        model = build_model(None if args.random_weights else args.weights, topk_ratio=ratio).model
         spec = GraphSpec(args.size, args.batch_size, num_candidates(args.size, ratio), args.opset)
         output = args.output or Path(
             f"edm_w{args.size[0]}_h{args.size[1]}_b{spec.batch_size}_k{spec.num_candidates}_"

@@ -172,15 +172,6 @@ class EDMOptions:
     backend: str = "torch"
 
 
-def _note_says_random(weights: str | Path) -> bool:
-    """True when a checkpoint's "note" declares random weights (the project's test checkpoint)."""
-    import torch
-
-    checkpoint = torch.load(weights, map_location="cpu", weights_only=True)
-    note = checkpoint.get("note", "") if isinstance(checkpoint, dict) else ""
-    return isinstance(note, str) and note.lower().startswith("random")
-
-
 def build_matcher(name: str, edm: EDMOptions | None = None) -> NamedMatcher:
     """Make a matcher by name.
 
@@ -209,8 +200,4 @@ def build_matcher(name: str, edm: EDMOptions | None = None) -> NamedMatcher:
         match_threshold=edm.match_threshold,
         backend=edm.backend,
     )
-    random_weights = model.random_weights or _note_says_random(edm.weights)  # type: ignore[arg-type]
-    description = model.weights_description
-    if random_weights and not model.random_weights:
-        description = f"RANDOM weights ({description}): matches are meaningless"
-    return NamedMatcher("edm", model, description, random_weights)
+    return NamedMatcher("edm", model, model.weights_description, model.random_weights)

@@ -6,6 +6,7 @@ import pickle
 import struct
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -31,7 +32,21 @@ FLOW_KEYS = frozenset(
 )
 
 
-def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+class Checkpoint(NamedTuple):
+    """What a weights file holds."""
+
+    state: dict[str, Tensor]  # network (and flow) tensors, 'matcher.' prefix removed
+    note: str  # the file's free-text "note" ("" if none); test files say "random weights ..."
+
+
+class LoadedWeights(NamedTuple):
+    """What :func:`load_weights` found besides the network weights."""
+
+    flow: dict[str, Tensor]  # training-only RealNVP flow (empty if the file has none)
+    note: str
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
     """Read the network's tensors from an official or plain checkpoint, prefix removed.
 
     Accepts ``{"state_dict": {"matcher.<key>": ...}}`` (the released ``edm_outdoor.ckpt``), the
@@ -71,7 +86,13 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         )
     if state and all(key.startswith(OFFICIAL_PREFIX) for key in state):
         state = {key[len(OFFICIAL_PREFIX) :]: value for key, value in state.items()}
-    return state
+    note = checkpoint.get("note", "") if "state_dict" in checkpoint else ""
+    return Checkpoint(state, note if isinstance(note, str) else "")
+
+
+def declares_random_weights(note: str) -> bool:
+    """True for a checkpoint whose note says its weights are random (test fixtures)."""
+    return note.lower().startswith("random")
 
 
 def split_flow(state: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
@@ -81,16 +102,17 @@ def split_flow(state: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, T
     return network, flow
 
 
-def load_weights(model: EDM, path: str | Path) -> dict[str, Tensor]:
+def load_weights(model: EDM, path: str | Path) -> LoadedWeights:
     """Load a checkpoint into ``model`` with strict key and shape checks.
 
     Returns:
-        The training-only flow weights found in the file (empty if none).
+        The training-only flow weights found in the file (empty if none) and its note.
 
     Raises:
         CheckpointError: the file is unreadable or its keys or shapes do not fit EDM.
     """
-    network, flow = split_flow(read_state_dict(path))
+    checkpoint = read_checkpoint(path)
+    network, flow = split_flow(checkpoint.state)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(network))
     unexpected = sorted(set(network) - set(expected))
@@ -113,7 +135,7 @@ def load_weights(model: EDM, path: str | Path) -> dict[str, Tensor]:
             f"{_preview(wrong)}"
         )
     model.load_state_dict(network, strict=True)
-    return flow
+    return LoadedWeights(flow, checkpoint.note)
 
 
 def _preview(items: list[str], count: int = 3) -> str:

@@ -87,7 +87,7 @@ def load_model_weights(model: EDM, flow: RealNVP, path: str | Path) -> bool:
     Returns:
         True when the flow was found and loaded; False when it kept its initialisation.
     """
-    flow_state = load_weights(model, path)
+    flow_state = load_weights(model, path).flow
     if flow_state:
         load_flow(flow, flow_state, path)
     return bool(flow_state)

@@ -151,7 +151,7 @@ def evaluate_saved_checkpoint(
 
     dataset = load_dataset(dataset_path)
     matcher = EDMMatcher(checkpoint, device=device, input_size=input_size)
-    named = NamedMatcher("edm", matcher, matcher.weights_description, random_weights=False)
+    named = NamedMatcher("edm", matcher, matcher.weights_description, matcher.random_weights)
     result = evaluate(named, dataset, max_pairs=max_pairs, show_progress=False)
     if isinstance(dataset, HomographyDataset):
         thresholds, auc = HOMOGRAPHY_AUC_THRESHOLDS_PX, result.auc()  # type: ignore[call-arg]
