@@ -1,0 +1,210 @@
+"""Benchmark of the matcher node: latency, memory over a long run, and the stereo batch.
+
+    python -m edm_ros.cli.bench_node --out bench_output [--weights edm.ckpt] [--device cpu]
+
+1. latency: image published -> MatchArray received, node and player in separate processes
+   (sequential mode, each frame sent when the previous one's result arrived), against the
+   matcher's own latency (``EDMMatcher.match`` in this process on the same frames, same threads).
+2. soak: ``--soak-frames`` frames (default 2000) in sequential mode as fast as the node takes
+   them, small images; the node's resident memory after warm-up and at the end, every MatchArray
+   checked for well-formedness, the node alive at the end.
+3. stereo batch: ``match_batch`` of the two pairs of a stereo frame vs two ``match`` calls.
+
+Writes ``node_bench.json`` into ``--out`` and prints a summary. Timings depend on the machine:
+report them with the device and thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import torch
+
+from edm_ros.cli.demo import ros_environment, stop, write_params_file
+from edm_ros.cli.export import parse_size
+from edm_ros.data.synthetic import stereo_sequence
+from edm_ros.matcher import EDMMatcher
+
+_WARMUP_FRAMES = 3  # latency samples dropped at the start (first inference, allocator growth)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench_node", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("bench_output"))
+    parser.add_argument("--weights", type=Path, help="EDM checkpoint (default: random weights)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads, node and here")
+    parser.add_argument("--size", type=parse_size, default=(640, 480), help="latency image WxH")
+    parser.add_argument("--latency-frames", type=int, default=30)
+    parser.add_argument("--soak-frames", type=int, default=2000)
+    parser.add_argument("--soak-warmup-frames", type=int, default=100)
+    parser.add_argument("--soak-size", type=parse_size, default=(160, 128), help="image WxH")
+    parser.add_argument("--batch-runs", type=int, default=10)
+    parser.add_argument("--skip", nargs="*", default=[], choices=("latency", "soak", "batch"))
+    return parser
+
+
+class NodeRun:
+    """The node in its own process (sequential mode) for the duration of a ``with`` block."""
+
+    def __init__(self, args: argparse.Namespace, name: str, size: tuple[int, int]) -> None:
+        params = {
+            "weights_path": str(args.weights.resolve()) if args.weights else "",
+            "allow_random_weights": args.weights is None,
+            "device": args.device,
+            "cpu_threads": args.threads,
+            "input_width": size[0],
+            "input_height": size[1],
+            "match_threshold": 0.0 if args.weights is None else 0.2,
+            "mode": "sequential",
+            "image_qos": "reliable",
+        }
+        self.params_file = write_params_file(args.out / f"params_{name}.yaml", params)
+        self.log_path = args.out / f"node_{name}.log"
+        self.env = ros_environment()
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> NodeRun:
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "edm_ros.ros.matcher_node", "--ros-args",
+                 "--params-file", str(self.params_file)],
+                stdout=log, stderr=subprocess.STDOUT, env=self.env,
+            )  # fmt: skip
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        assert self.process is not None
+        stop(self.process)
+
+    def rss_mb(self) -> float:
+        assert self.process is not None
+        return psutil.Process(self.process.pid).memory_info().rss / 2**20
+
+    def play(self, out: Path, frames: int, size: tuple[int, int], name: str) -> dict:
+        """Run the player to the end (ping-pong); its JSON summary."""
+        summary_path = out / f"summary_{name}.json"
+        command = [
+            sys.executable, "-m", "edm_ros.ros.player", "--mode", "sequential", "--quiet",
+            "--frames", str(frames), "--width", str(size[0]), "--height", str(size[1]),
+            "--summary-json", str(summary_path),
+        ]  # fmt: skip
+        subprocess.run(command, env=self.env, check=False, timeout=3600)
+        return json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+
+
+def matcher_latency_ms(args: argparse.Namespace, size: tuple[int, int], runs: int) -> list[float]:
+    """Wall time of EDMMatcher.match in this process on the player's frames, milliseconds."""
+    matcher = _matcher(args, size)
+    frames = stereo_sequence(min(runs + 1, 8), size[0], size[1], seed=0).frames
+    matcher.match(frames[0].left, frames[1].left)  # warm-up
+    times = []
+    for index in range(runs):
+        pair = (frames[index % len(frames)].left, frames[(index + 1) % len(frames)].left)
+        start = time.perf_counter()
+        matcher.match(*pair)
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def _matcher(args: argparse.Namespace, size: tuple[int, int]) -> EDMMatcher:
+    return EDMMatcher(
+        args.weights, args.device, size, match_threshold=0.0 if args.weights is None else 0.2
+    )
+
+
+def bench_latency(args: argparse.Namespace) -> dict:
+    with NodeRun(args, "latency", args.size) as node:
+        summary = node.play(args.out, args.latency_frames, args.size, "latency")
+    end_to_end = summary.get("latency_ms", [])[_WARMUP_FRAMES:]
+    inference = summary.get("inference_ms", [])[_WARMUP_FRAMES:]
+    matcher = matcher_latency_ms(args, args.size, max(len(end_to_end), 5))
+    result = {
+        "frames": len(end_to_end),
+        "end_to_end_ms_median": statistics.median(end_to_end) if end_to_end else None,
+        "node_inference_ms_median": statistics.median(inference) if inference else None,
+        "matcher_match_ms_median": statistics.median(matcher),
+        "problems": summary.get("problems", ["no summary"]),
+    }
+    if result["end_to_end_ms_median"] is not None:
+        result["ratio_end_to_end_over_matcher"] = (
+            result["end_to_end_ms_median"] / result["matcher_match_ms_median"]
+        )
+    return result
+
+
+def bench_soak(args: argparse.Namespace) -> dict:
+    with NodeRun(args, "soak", args.soak_size) as node:
+        warm = node.play(args.out, args.soak_warmup_frames, args.soak_size, "soak_warmup")
+        rss_warm_mb = node.rss_mb()
+        start = time.perf_counter()
+        soak = node.play(args.out, args.soak_frames, args.soak_size, "soak")
+        seconds = time.perf_counter() - start
+        rss_end_mb = node.rss_mb()
+        assert node.process is not None
+        alive = node.process.poll() is None
+    expected = args.soak_frames - 1  # the first frame has nothing to be matched with
+    return {
+        "frames": args.soak_frames,
+        "seconds": seconds,
+        "frames_per_second": args.soak_frames / seconds,
+        "rss_after_warmup_mb": rss_warm_mb,
+        "rss_end_mb": rss_end_mb,
+        "rss_growth_percent": 100.0 * (rss_end_mb - rss_warm_mb) / rss_warm_mb,
+        "match_arrays": soak.get("match_arrays", 0),
+        "match_arrays_expected": expected,
+        "malformed": len(soak.get("problems", [])) + len(warm.get("problems", [])),
+        "node_alive_at_end": alive,
+    }
+
+
+def bench_batch(args: argparse.Namespace) -> dict:
+    matcher = _matcher(args, args.size)
+    frames = stereo_sequence(2, args.size[0], args.size[1], seed=0).frames
+    pairs = [(frames[1].left, frames[1].right), (frames[0].left, frames[1].left)]
+    matcher.match_batch(pairs)  # warm-up
+    batched, single = [], []
+    for _ in range(args.batch_runs):
+        start = time.perf_counter()
+        matcher.match_batch(pairs)
+        batched.append((time.perf_counter() - start) * 1e3)
+        start = time.perf_counter()
+        for pair in pairs:
+            matcher.match(*pair)
+        single.append((time.perf_counter() - start) * 1e3)
+    return {
+        "batched_two_pairs_ms_median": statistics.median(batched),
+        "two_single_pairs_ms_median": statistics.median(single),
+        "ratio_batched_over_single": statistics.median(batched) / statistics.median(single),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(args.threads)  # the matcher measured here uses what the node uses
+    report: dict = {
+        "device": args.device,
+        "threads": args.threads,
+        "weights": str(args.weights) if args.weights else "random (seeded)",
+        "cpu": psutil.cpu_count(logical=True),
+    }
+    for name, bench in (("latency", bench_latency), ("soak", bench_soak), ("batch", bench_batch)):
+        if name not in args.skip:
+            print(f"[bench_node] {name} ...", flush=True)
+            report[name] = bench(args)
+            print(json.dumps(report[name], indent=1), flush=True)
+    (args.out / "node_bench.json").write_text(json.dumps(report, indent=1))
+    print(f"[bench_node] written {args.out / 'node_bench.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Demo: the matcher node and a player of a rendered image sequence, in separate processes.
+
+    python -m edm_ros.cli.demo --out demo_output [--weights edm.ckpt] [--mode stereo]
+
+For each mode (stereo, then sequential) it starts the node, plays a few frames of a procedurally
+rendered stereo sequence into it (nothing is downloaded or read from disk), prints per frame the
+matches, inliers and pose next to the true motion, saves the node's debug image as a PNG, stops
+the node and exits. Without ``--weights`` the network has random weights: it runs end to end, but
+its matches and poses are meaningless (said at the start and at the end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from edm_ros.cli.export import parse_size
+
+MODES = ("stereo", "sequential")
+_RANDOM_WEIGHTS_NOTICE = (
+    "RANDOM WEIGHTS: no --weights given, so the network is randomly initialised. Everything runs "
+    "end to end, but the matches and poses below are MEANINGLESS. Pass --weights <EDM checkpoint> "
+    "for real results."
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edm-demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder")
+    parser.add_argument("--weights", type=Path, help="EDM checkpoint (default: random weights)")
+    parser.add_argument("--mode", choices=(*MODES, "both"), default="both")
+    parser.add_argument("--frames", type=int, default=6, help="frames per mode")
+    parser.add_argument("--size", type=parse_size, default=(640, 480), help="image WxH")
+    parser.add_argument("--input-size", type=parse_size, default=(320, 256),
+                        help="network input WxH (multiples of 32)")  # fmt: skip
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--timeout-s", type=float, default=300.0, help="per mode")
+    return parser
+
+
+def node_params(args: argparse.Namespace, mode: str) -> dict[str, object]:
+    """The node parameters of one demo run (the rest keep the node's defaults)."""
+    random_weights = args.weights is None
+    return {
+        "weights_path": "" if random_weights else str(args.weights.resolve()),
+        "allow_random_weights": random_weights,
+        "device": args.device,
+        "cpu_threads": args.threads,
+        "input_width": args.input_size[0],
+        "input_height": args.input_size[1],
+        # random weights are never confident: keep every match so that the plumbing shows
+        "match_threshold": 0.0 if random_weights else 0.2,
+        "mode": mode,
+        "image_qos": "reliable",  # player and node on one machine; no best-effort size limit
+    }
+
+
+def write_params_file(path: Path, params: dict[str, object]) -> Path:
+    """A ROS 2 params file for any node name (JSON scalars are valid YAML)."""
+    lines = ["/**:", "  ros__parameters:"]
+    lines += [f"    {name}: {json.dumps(value)}" for name, value in params.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def ros_environment() -> dict[str, str]:
+    """This environment, with DDS kept on this machine and a domain of this run's own."""
+    return {
+        **os.environ,
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",  # Iron and later
+        "ROS_LOCALHOST_ONLY": "1",  # Humble
+        "ROS_DOMAIN_ID": os.environ.get("ROS_DOMAIN_ID", str(100 + os.getpid() % 100)),
+    }
+
+
+def run_mode(args: argparse.Namespace, mode: str) -> dict:
+    """Start the node, play the sequence, stop the node; the player's summary."""
+    params = write_params_file(args.out / f"params_{mode}.yaml", node_params(args, mode))
+    summary_path = args.out / f"summary_{mode}.json"
+    summary_path.unlink(missing_ok=True)
+    env = ros_environment()
+    node_log = open(args.out / f"node_{mode}.log", "wb")  # noqa: SIM115 - closed below
+    node = subprocess.Popen(
+        [sys.executable, "-m", "edm_ros.ros.matcher_node", "--ros-args", "--params-file",
+         str(params)],
+        stdout=node_log, stderr=subprocess.STDOUT, env=env,
+        preexec_fn=_default_sigint,
+    )  # fmt: skip
+    width, height = args.size
+    player_command = [
+        sys.executable, "-m", "edm_ros.ros.player", "--mode", mode, "--frames", str(args.frames),
+        "--width", str(width), "--height", str(height),
+        "--debug-png", str(args.out / f"debug_{mode}.png"), "--summary-json", str(summary_path),
+    ]  # fmt: skip
+    try:
+        subprocess.run(player_command, env=env, timeout=args.timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        print(f"[demo] {mode}: the player did not finish within {args.timeout_s:.0f} s")
+    finally:
+        node_code = stop(node)
+        node_log.close()
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    summary["node_exit_code"] = node_code
+    return summary
+
+
+def _default_sigint() -> None:
+    """In the child: take SIGINT's default action even when started from a background job."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def stop(process: subprocess.Popen) -> int:
+    """SIGINT (a clean ROS shutdown), then SIGKILL of this PID if it hangs; its exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    return process.returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.weights is not None and not args.weights.is_file():
+        print(f"[demo] --weights {args.weights}: no such file")
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    notice = _RANDOM_WEIGHTS_NOTICE if args.weights is None else f"weights: {args.weights}"
+    print(f"[demo] {notice}\n", flush=True)
+    results = {}
+    for mode in MODES if args.mode == "both" else (args.mode,):
+        print(f"[demo] {mode} mode: starting the node and playing {args.frames} frames", flush=True)
+        results[mode] = run_mode(args, mode)
+    print()
+    ok = True
+    for mode, summary in results.items():
+        good = bool(summary) and not summary["problems"] and summary["node_exit_code"] == 0
+        ok &= good
+        print(
+            f"[demo] {mode}: {summary.get('match_arrays', 0)} MatchArrays, "
+            f"{summary.get('poses', 0)} poses, malformed: {len(summary.get('problems', []))}, "
+            f"debug image: {summary.get('debug_png', 'none')}, node exit code "
+            f"{summary['node_exit_code']} -> {'OK' if good else 'FAILED'} (logs in {args.out})"
+        )
+        print(f"[demo] {mode}: last node status: {summary.get('last_diagnostic') or 'none'}")
+    if args.weights is None:
+        print(f"\n[demo] {_RANDOM_WEIGHTS_NOTICE}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,333 @@
+"""The EDM matcher node: wiring of topics, parameters and diagnostics around the pipeline.
+
+Inputs (relative names, remappable): stereo mode ``left/image_rect``, ``left/camera_info``,
+``right/image_rect``, ``right/camera_info``; sequential mode ``image``, ``camera_info``.
+Outputs (private, ``/edm/...`` by default): ``~/matches`` (edm_ros/MatchArray),
+``~/relative_pose`` (PoseWithCovarianceStamped), ``~/debug_image`` (drawn only while subscribed)
+and ``/diagnostics``.
+
+Threads: the executor thread only pairs messages and drops them into a one-slot buffer; one
+worker thread converts, runs the pipeline and publishes, always taking the newest frame.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseWithCovarianceStamped
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+
+from edm_ros.errors import ConfigError, EDMError
+from edm_ros.msg import MatchArray
+from edm_ros.pipeline import (
+    MatchingPipeline,
+    MonoFrame,
+    PipelineConfig,
+    PipelineOutput,
+    StereoFrame,
+)
+from edm_ros.ros.conversions import (
+    header_of,
+    match_array_from_result,
+    mono_frame_from_msgs,
+    numpy_to_image,
+    pose_msg_from_relative_pose,
+    stereo_frame_from_msgs,
+)
+from edm_ros.ros.debug_image import draw_matches
+from edm_ros.ros.diagnostics import NodeStatus, diagnostic_array
+from edm_ros.ros.params import NodeParams, declare_node_params, updated_node_params
+from edm_ros.ros.sync import InputTopic, LatestSlot, SynchronizedInputs
+
+NODE_NAME = "edm"
+_WARN_THROTTLE_S = 5.0  # one warning per kind of bad input per this many seconds
+_OUTPUT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+@dataclass(frozen=True)
+class _Received:
+    """A synchronised group of input messages and when it arrived (time.monotonic seconds)."""
+
+    msgs: tuple[Any, ...]
+    arrival_s: float
+
+
+class WarningThrottle:
+    """One log line per kind of problem per period.
+
+    rclpy's ``throttle_duration_sec`` throttles per call site, which would hide a second kind of
+    bad input behind the first; here the kind is the text with its numbers blanked out.
+    """
+
+    def __init__(self, period_s: float) -> None:
+        self._period_s = period_s
+        self._last_s: dict[str, float] = {}
+
+    def should_log(self, text: str) -> bool:
+        """True when no warning of this kind was logged in the last period."""
+        kind = re.sub(r"\d+(\.\d+)?", "#", text)
+        now_s = time.monotonic()
+        if now_s - self._last_s.get(kind, -float("inf")) < self._period_s:
+            return False
+        self._last_s[kind] = now_s
+        return True
+
+
+def pipeline_config(params: NodeParams) -> PipelineConfig:
+    """The pipeline settings held in the node parameters."""
+    return PipelineConfig(
+        mode=params.mode,
+        ransac_method=params.ransac_method,
+        ransac_threshold_px=params.ransac_threshold_px,
+        ransac_confidence=params.ransac_confidence,
+        min_inliers=params.min_inliers,
+        few_matches_warning=params.few_matches_warning,
+    )
+
+
+def build_matcher(params: NodeParams) -> Any:
+    """The EDMMatcher the parameters describe.
+
+    Raises:
+        ConfigError: For a CUDA device torch cannot see.
+        EDMError: When the weights cannot be loaded or the backend cannot run.
+    """
+    import torch
+
+    from edm_ros.backends.options import BackendOptions
+    from edm_ros.matcher import EDMMatcher
+
+    if params.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device {params.device!r}: torch sees no CUDA device; set device: cpu or install a "
+            "CUDA build of torch"
+        )
+    if params.cpu_threads > 0:
+        torch.set_num_threads(params.cpu_threads)  # the node's own process: its choice to make
+    options = BackendOptions(
+        cache_dir=Path(params.engine_cache_dir) if params.engine_cache_dir else None,
+        precision=params.precision,
+        batch_size=2 if params.mode == "stereo" else 1,  # stereo + temporal pair in one run
+        rebuild=params.rebuild_engine,
+        num_threads=params.cpu_threads,
+    )
+    return EDMMatcher(
+        weights=params.weights_path or None,
+        device=params.device,
+        input_size=params.input_size,
+        match_threshold=params.match_threshold,
+        topk_ratio=params.topk_ratio,
+        border=params.border_px,
+        fine_threshold=params.fine_threshold,
+        max_matches=params.max_matches or None,
+        backend=params.backend,
+        backend_options=options,
+    )
+
+
+class MatcherNode(Node):
+    """Matches stereo or sequential frames with EDM and publishes matches and relative poses."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        """Args:
+        **kwargs: Passed to ``rclpy.node.Node`` (e.g. ``parameter_overrides``).
+
+        Raises:
+            EDMError: Invalid parameters (all listed) or weights that cannot be loaded.
+        """
+        super().__init__(NODE_NAME, **kwargs)
+        self._stopping = threading.Event()
+        self._worker: threading.Thread | None = None  # started last: a failed start has none
+        self.params = declare_node_params(self)
+        self._matcher = build_matcher(self.params)
+        self._announce_weights()
+        self._pipeline = MatchingPipeline(self._matcher, pipeline_config(self.params))
+        self._status = NodeStatus(self.params.no_data_timeout_s)
+        self._slot: LatestSlot[_Received] = LatestSlot()
+        self._warnings = WarningThrottle(_WARN_THROTTLE_S)
+        self._matches_pub = self.create_publisher(MatchArray, "~/matches", _OUTPUT_QOS)
+        self._pose_pub = self.create_publisher(
+            PoseWithCovarianceStamped, "~/relative_pose", _OUTPUT_QOS
+        )
+        self._debug_pub = self.create_publisher(Image, "~/debug_image", _OUTPUT_QOS)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._inputs = self._subscribe_inputs()
+        self.create_timer(1.0, self._publish_diagnostics)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._worker = threading.Thread(target=self._work, name="edm_worker", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"{self.params.mode} mode on {self.params.device}; {self._inputs.describe()}"
+        )
+
+    def _announce_weights(self) -> None:
+        if self._matcher.random_weights:
+            self.get_logger().warning(
+                "RANDOM WEIGHTS (allow_random_weights: true): every match and pose this node "
+                "publishes is MEANINGLESS. Set weights_path to the EDM checkpoint for real use."
+            )
+        else:
+            self.get_logger().info(f"weights: {self._matcher.weights_description}")
+
+    def _subscribe_inputs(self) -> SynchronizedInputs:
+        qos = qos_profile_sensor_data
+        if self.params.image_qos == "reliable":
+            qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        if self.params.mode == "stereo":
+            topics = [
+                InputTopic(Image, "left/image_rect", qos),
+                InputTopic(CameraInfo, "left/camera_info", qos),
+                InputTopic(Image, "right/image_rect", qos),
+                InputTopic(CameraInfo, "right/camera_info", qos),
+            ]
+        else:
+            topics = [InputTopic(Image, "image", qos), InputTopic(CameraInfo, "camera_info", qos)]
+        return SynchronizedInputs(
+            self,
+            topics,
+            self.params.sync_policy,
+            self.params.sync_tolerance_s,
+            self.params.sync_queue_size,
+            self._on_inputs,
+        )
+
+    def _on_inputs(self, *msgs: Any) -> None:
+        """Executor thread: hand the newest synchronised group to the worker, nothing else."""
+        self._status.frame_received()
+        self._slot.put(_Received(msgs, time.monotonic()))
+
+    def _work(self) -> None:
+        """Worker thread: newest frame first, at most ``max_rate_hz``, until shutdown."""
+        last_start_s = -float("inf")
+        while not self._stopping.is_set():
+            rate_hz = self.params.max_rate_hz
+            if rate_hz > 0 and self._stopping.wait(last_start_s + 1.0 / rate_hz - time.monotonic()):
+                break
+            received = self._slot.take(timeout_s=0.5)
+            if received is None:
+                continue
+            last_start_s = time.monotonic()
+            self._process(received)
+
+    def _process(self, received: _Received) -> None:
+        try:
+            frame = self._frame_from(received.msgs)
+            output = self._pipeline.process(frame)
+            self._publish(output)
+        except EDMError as err:
+            self._bad_input(f"frame rejected: {err}")
+            self._status.frame_rejected(str(err))
+            return
+        except Exception as err:  # a bug: keep the node alive, report it loudly once
+            if self._stopping.is_set():
+                return
+            self.get_logger().error(
+                f"unexpected error while processing a frame:\n{traceback.format_exc()}", once=True
+            )
+            self._status.internal_error(f"{type(err).__name__}: {err}")
+            return
+        if output.warning:
+            self._bad_input(output.warning)
+            self._status.input_warning(output.warning)
+        self._status.frame_processed(output, (time.monotonic() - received.arrival_s) * 1e3)
+
+    def _frame_from(self, msgs: tuple[Any, ...]) -> MonoFrame | StereoFrame:
+        names = self._inputs.topic_names
+        frame: MonoFrame | StereoFrame
+        if self.params.mode == "stereo":
+            left, left_info, right, right_info = msgs
+            frame = stereo_frame_from_msgs(left, left_info, right, right_info, (names[1], names[3]))
+            problems = [frame.left.camera_problem, frame.right.camera_problem]
+        else:
+            image, info = msgs
+            frame = mono_frame_from_msgs(image, info, self.params.rectified_images, names[1])
+            problems = [frame.camera_problem]
+        for problem in filter(None, problems):
+            self._bad_input(problem)
+            self._status.input_warning(problem)
+        return frame
+
+    def _bad_input(self, text: str) -> None:
+        if self._warnings.should_log(text):
+            self.get_logger().warning(text)
+
+    def _publish(self, output: PipelineOutput) -> None:
+        for pair in output.pairs:
+            self._matches_pub.publish(
+                match_array_from_result(
+                    pair.result, pair.mode, pair.reference, pair.current, pair.inlier_mask
+                )
+            )
+        if output.pose is not None and output.pose_stamp is not None:
+            header = header_of(output.pose_stamp)
+            self._pose_pub.publish(pose_msg_from_relative_pose(output.pose, header))
+        if output.pairs and self._debug_pub.get_subscription_count() > 0:
+            pair = output.pairs[-1]
+            picture = draw_matches(*pair.images, pair.result, pair.inlier_mask)
+            self._debug_pub.publish(numpy_to_image(picture, "bgr8", header_of(pair.current)))
+
+    def _publish_diagnostics(self) -> None:
+        report = self._status.report(self._inputs.describe(), self._slot.dropped)
+        if report.message.startswith("no data received"):  # e.g. camera_info never published
+            self._bad_input(report.message)
+        hardware_id = f"{self.params.device}; {self._matcher.weights_description}"
+        header = Header(stamp=self.get_clock().now().to_msg())
+        self._diagnostics_pub.publish(
+            diagnostic_array(report, f"{self.get_name()}: matcher", hardware_id, header)
+        )
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Runtime changes: checked like the startup values; invalid ones are refused with why."""
+        try:
+            params = updated_node_params(self.params, {p.name: p.value for p in parameters})
+        except ConfigError as err:
+            return SetParametersResult(successful=False, reason=str(err))
+        self.params = params
+        self._pipeline.update_config(pipeline_config(params))
+        return SetParametersResult(successful=True)
+
+    def destroy_node(self) -> None:
+        """Stop the worker (finishing its frame) before the publishers go away."""
+        self._stopping.set()
+        if self._worker is not None:
+            self._slot.close()
+            self._worker.join(timeout=30.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    """``ros2 run edm_ros matcher_node [--ros-args ...]``; exits 2 with one line on bad setup."""
+    rclpy.init(args=args)
+    try:
+        node = MatcherNode()
+    except EDMError as err:
+        print(f"[edm matcher_node] cannot start: {err}", file=sys.stderr)
+        rclpy.shutdown()
+        sys.exit(2)
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()

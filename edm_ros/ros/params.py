@@ -1,0 +1,340 @@
+"""The matcher node's parameters, declared once as a table and read back as one typed record.
+
+Every row becomes a ROS parameter with a typed default and a ``ParameterDescriptor`` (description
+with unit, range, choices, read-only flag). :func:`declare_node_params` declares them all, collects
+every problem (wrong type, out of range, unknown choice, inconsistent combination) and raises one
+:class:`~edm_ros.errors.ConfigError` listing them, so a bad YAML file is fixed in one go.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Literal
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import ParameterException
+from rclpy.node import Node
+
+from edm_ros.errors import ConfigError
+
+ParamValue = bool | int | float | str
+Mode = Literal["stereo", "sequential"]
+SyncPolicy = Literal["exact", "approximate"]
+ImageQoS = Literal["sensor_data", "reliable"]
+RansacMethod = Literal["magsac", "ransac", "poselib"]
+
+#: Network input sides must be multiples of this (EDM's 1/32 feature level).
+INPUT_SIZE_MULTIPLE = 32
+
+
+@dataclass(frozen=True)
+class Param:
+    """One row of the parameter table.
+
+    Attributes:
+        name: ROS parameter name (also the :class:`NodeParams` field name).
+        default: Typed default; its Python type is the parameter type.
+        description: What it does, with its unit.
+        choices: Allowed string values, or empty for any.
+        range: Inclusive (min, max) for numbers, or None.
+        read_only: True when the value is used only at startup.
+    """
+
+    name: str
+    default: ParamValue
+    description: str
+    choices: tuple[str, ...] = ()
+    range: tuple[float, float] | None = None
+    read_only: bool = True
+
+    def descriptor(self) -> ParameterDescriptor:
+        """The ROS descriptor of this row (``ros2 param describe`` shows its range and choices)."""
+        descriptor = ParameterDescriptor(
+            name=self.name, description=self.description, read_only=self.read_only
+        )
+        if self.choices:
+            descriptor.additional_constraints = "one of: " + ", ".join(self.choices)
+        if self.range is not None and isinstance(self.default, int):
+            low, high = (int(v) for v in self.range)
+            descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=1)]
+        elif self.range is not None:
+            low_f, high_f = (float(v) for v in self.range)
+            descriptor.floating_point_range = [
+                FloatingPointRange(from_value=low_f, to_value=high_f, step=0.0)
+            ]
+        return descriptor
+
+
+PARAMS: tuple[Param, ...] = (
+    # --- model -------------------------------------------------------------------------------
+    Param("weights_path", "", "EDM checkpoint (.ckpt or .pt), a local file; required"),
+    Param(
+        "allow_random_weights",
+        False,
+        "Start without weights_path, with random weights (meaningless matches; tests, demos)",
+    ),
+    Param("device", "cuda", "Inference device: cuda, cuda:N or cpu"),
+    Param(
+        "backend",
+        "torch",
+        "Inference runtime; auto picks the fastest installed one and logs it",
+        choices=("torch", "onnxruntime", "tensorrt", "auto"),
+    ),
+    Param("precision", "fp32", "TensorRT arithmetic (fp16 is opt-in)", choices=("fp32", "fp16")),
+    Param(
+        "engine_cache_dir",
+        "",
+        "Exported ONNX graphs and TensorRT engines; empty = the default cache directory",
+    ),
+    Param("rebuild_engine", False, "Export / build the graph or engine again at startup"),
+    Param("cpu_threads", 0, "Torch CPU threads; 0 keeps torch's default", range=(0, 256)),
+    Param(
+        "input_width",
+        640,
+        "Network input width in pixels, a multiple of 32; 0 with input_height 0 = image size",
+        range=(0, 4096),
+    ),
+    Param("input_height", 480, "Network input height in pixels, a multiple of 32", range=(0, 4096)),
+    Param("match_threshold", 0.2, "Minimum coarse confidence (0-1)", range=(0.0, 1.0)),
+    Param(
+        "fine_threshold", 1e-6, "Minimum fine (sub-pixel) confidence P_f (0-1)", range=(0.0, 1.0)
+    ),
+    Param("topk_ratio", 0.35, "Coarse candidates per 1/8 cell (0-1]", range=(0.01, 1.0)),
+    Param("max_matches", 0, "Keep at most this many matches; 0 = no limit", range=(0, 1_000_000)),
+    Param(
+        "border_px", 0, "Drop matches closer than this to the image border, pixels", range=(0, 512)
+    ),
+    # --- input -------------------------------------------------------------------------------
+    Param("mode", "stereo", "Input mode", choices=("stereo", "sequential")),
+    Param(
+        "sync_policy",
+        "exact",
+        "How images and camera_info are paired: identical stamps, or within sync_tolerance_s",
+        choices=("exact", "approximate"),
+    ),
+    Param(
+        "sync_tolerance_s", 0.01, "Approximate sync: max stamp spread, seconds", range=(0.0, 1.0)
+    ),
+    Param("sync_queue_size", 10, "Messages kept per input topic while pairing", range=(1, 1000)),
+    Param(
+        "rectified_images",
+        True,
+        "Images are rectified (image_rect): use CameraInfo P and no distortion; false: K and D "
+        "(raw images, sequential mode only)",
+    ),
+    Param(
+        "image_qos",
+        "sensor_data",
+        "Input QoS: sensor_data (best effort, REP-2003) or reliable (images over ~0.5 MB with "
+        "default Fast DDS settings)",
+        choices=("sensor_data", "reliable"),
+    ),
+    Param(
+        "max_rate_hz",
+        0.0,
+        "Process at most this many frames per second (newest first); 0 = as fast as possible",
+        range=(0.0, 1000.0),
+        read_only=False,
+    ),
+    # --- pose --------------------------------------------------------------------------------
+    Param(
+        "ransac_method",
+        "magsac",
+        "Essential-matrix estimator",
+        choices=("magsac", "ransac", "poselib"),
+        read_only=False,
+    ),
+    Param(
+        "ransac_threshold_px",
+        1.0,
+        "Epipolar inlier threshold, pixels",
+        range=(0.1, 10.0),
+        read_only=False,
+    ),
+    Param(
+        "ransac_confidence",
+        0.99999,
+        "RANSAC confidence (0-1)",
+        range=(0.5, 0.9999999),
+        read_only=False,
+    ),
+    Param(
+        "min_inliers",
+        15,
+        "Fewer pose inliers than this: no pose is published for the frame",
+        range=(5, 100_000),
+        read_only=False,
+    ),
+    Param(
+        "few_matches_warning",
+        50,
+        "Fewer matches than this: diagnostics report WARN 'few matches'",
+        range=(0, 1_000_000),
+        read_only=False,
+    ),
+    # --- status ------------------------------------------------------------------------------
+    Param(
+        "no_data_timeout_s",
+        5.0,
+        "Diagnostics report ERROR 'no data received' after this long without a frame, seconds",
+        range=(0.5, 3600.0),
+    ),
+)
+
+PARAMS_BY_NAME: dict[str, Param] = {row.name: row for row in PARAMS}
+
+
+@dataclass(frozen=True)
+class NodeParams:
+    """The node's parameter values, checked. Field docs: see :data:`PARAMS`."""
+
+    weights_path: str
+    allow_random_weights: bool
+    device: str
+    backend: Literal["torch", "onnxruntime", "tensorrt", "auto"]
+    precision: Literal["fp32", "fp16"]
+    engine_cache_dir: str
+    rebuild_engine: bool
+    cpu_threads: int
+    input_width: int
+    input_height: int
+    match_threshold: float
+    fine_threshold: float
+    topk_ratio: float
+    max_matches: int
+    border_px: int
+    mode: Mode
+    sync_policy: SyncPolicy
+    sync_tolerance_s: float
+    sync_queue_size: int
+    rectified_images: bool
+    image_qos: ImageQoS
+    max_rate_hz: float
+    ransac_method: RansacMethod
+    ransac_threshold_px: float
+    ransac_confidence: float
+    min_inliers: int
+    few_matches_warning: int
+    no_data_timeout_s: float
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """(W, H) network input, or None for "the image size rounded to a multiple of 32"."""
+        if self.input_width == 0 and self.input_height == 0:
+            return None
+        return (self.input_width, self.input_height)
+
+
+def check_values(values: Mapping[str, ParamValue]) -> list[str]:
+    """Problems with a complete set of values: types, ranges, choices and combinations.
+
+    Args:
+        values: One value per row of :data:`PARAMS`.
+
+    Returns:
+        One line per problem (empty when the values are usable).
+    """
+    problems = [_row_problem(PARAMS_BY_NAME[name], value) for name, value in values.items()]
+    problems = [p for p in problems if p]
+    width, height = values["input_width"], values["input_height"]
+    if (width == 0) != (height == 0):
+        problems.append(
+            f"input_width {width} and input_height {height}: set both to 0 (image size) or neither"
+        )
+    for name, side in (("input_width", width), ("input_height", height)):
+        if isinstance(side, int) and side % INPUT_SIZE_MULTIPLE:
+            problems.append(f"{name} {side} is not a multiple of {INPUT_SIZE_MULTIPLE} pixels")
+    device = str(values["device"])
+    if device not in ("cpu", "cuda") and not re.fullmatch(r"cuda:\d+", device):
+        problems.append(f"device: {device!r} is not cpu, cuda or cuda:N")
+    if values["mode"] == "stereo" and not values["rectified_images"]:
+        problems.append(
+            "rectified_images false with mode stereo: the metric scale needs a rectified pair "
+            "(right P[0,3] = -fx*B); rectify with stereo_image_proc first"
+        )
+    if not values["weights_path"] and not values["allow_random_weights"]:
+        problems.append(
+            "weights_path is empty: give the EDM checkpoint (weights_path: /path/edm.ckpt); "
+            "allow_random_weights: true starts with meaningless random weights (tests only)"
+        )
+    return problems
+
+
+def _row_problem(row: Param, value: ParamValue) -> str:
+    """One line describing what is wrong with ``value`` for ``row``, or "" when it is fine."""
+    expected = type(row.default)
+    if type(value) is not expected:  # bool is an int subclass: compare exact types
+        hint = " (write 1.0, not 1)" if expected is float and isinstance(value, int) else ""
+        return (
+            f"{row.name}: expected {expected.__name__}, got {type(value).__name__} {value!r}{hint}"
+        )
+    if row.choices and value not in row.choices:
+        return f"{row.name}: {value!r} is not one of {', '.join(row.choices)}"
+    if row.range is not None and not row.range[0] <= float(value) <= row.range[1]:
+        return f"{row.name}: {value!r} is outside [{row.range[0]}, {row.range[1]}]"
+    return ""
+
+
+def _rclpy_rejection(row: Param, err: ParameterException) -> str:
+    """One line for a value rclpy refused at declaration, with a hint for the int/float slip."""
+    text = str(err).rsplit(":", 1)[0]  # rclpy appends ": <name>"
+    if "'INTEGER', expecting type 'DOUBLE'" in text:
+        text += " (write 1.0, not 1)"
+    return f"{row.name}: {text}"
+
+
+def node_params_from_values(values: Mapping[str, ParamValue]) -> NodeParams:
+    """Build :class:`NodeParams` from one value per row.
+
+    Raises:
+        ConfigError: Listing every problem found by :func:`check_values`.
+    """
+    problems = check_values(values)
+    if problems:
+        raise ConfigError("invalid parameters: " + "; ".join(problems))
+    checked = {f.name: values[f.name] for f in fields(NodeParams)}
+    return NodeParams(**checked)  # type: ignore[arg-type]  # types and choices checked above
+
+
+def declare_node_params(node: Node) -> NodeParams:
+    """Declare every row of :data:`PARAMS` on ``node`` and return the checked values.
+
+    Values come from the node's overrides (``--params-file``, ``-p``), else the table's defaults.
+
+    Raises:
+        ConfigError: Listing every problem (rclpy's type/range rejections and ours) together.
+    """
+    values: dict[str, ParamValue] = {}
+    problems = []
+    for row in PARAMS:
+        try:
+            values[row.name] = node.declare_parameter(row.name, row.default, row.descriptor()).value
+        except ParameterException as err:  # rclpy's own type or range rejection
+            problems.append(_rclpy_rejection(row, err))
+            values[row.name] = row.default
+    problems += [p for p in check_values(values) if p not in problems]
+    if problems:
+        raise ConfigError("invalid parameters: " + "; ".join(problems))
+    return node_params_from_values(values)
+
+
+def updated_node_params(current: NodeParams, changes: Mapping[str, ParamValue]) -> NodeParams:
+    """``current`` with ``changes`` applied, for a runtime ``set_parameters`` request.
+
+    Raises:
+        ConfigError: When a name is unknown or read-only, or a value is invalid (all listed).
+    """
+    problems = []
+    for name in changes:
+        row = PARAMS_BY_NAME.get(name)
+        if row is None:
+            problems.append(f"{name}: unknown parameter")
+        elif row.read_only:
+            problems.append(f"{name}: read-only, set it in the params file and restart the node")
+    if problems:
+        raise ConfigError("; ".join(problems))
+    values = {f.name: getattr(current, f.name) for f in fields(NodeParams)}
+    values.update(changes)
+    return node_params_from_values(values)

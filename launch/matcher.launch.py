@@ -1,0 +1,86 @@
+"""Start the EDM matcher node.
+
+    ros2 launch edm_ros matcher.launch.py [mode:=stereo|sequential] [params_file:=my.yaml]
+        [namespace:=cam] [left_image:=...] [right_image:=...] [left_camera_info:=...]
+        [right_camera_info:=...] [image:=...] [camera_info:=...] [log_level:=info]
+
+Parameters come from config/matcher.yaml, then config/<mode>.yaml, then ``params_file`` (later
+files win); defaults live only in those files. Works on Humble, Jazzy and Kilted.
+"""
+
+from pathlib import Path
+
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from launch import LaunchContext, LaunchDescription
+
+MODES = ("stereo", "sequential")
+# launch argument -> the node's input topic it remaps (also its default: no remapping)
+TOPIC_ARGUMENTS = {
+    "left_image": "left/image_rect",
+    "left_camera_info": "left/camera_info",
+    "right_image": "right/image_rect",
+    "right_camera_info": "right/camera_info",
+    "image": "image",
+    "camera_info": "camera_info",
+}
+
+
+def _matcher_node(context: LaunchContext) -> list[Node]:
+    mode = LaunchConfiguration("mode").perform(context)  # one of MODES (declared choices)
+    config = Path(get_package_share_directory("edm_ros")) / "config"
+    parameters = [str(config / "matcher.yaml"), str(config / f"{mode}.yaml")]
+    params_file = LaunchConfiguration("params_file").perform(context)
+    if params_file:
+        if not Path(params_file).is_file():
+            raise FileNotFoundError(f"params_file:={params_file} does not exist")
+        parameters.append(params_file)
+    remappings = [
+        (topic, LaunchConfiguration(argument).perform(context))
+        for argument, topic in TOPIC_ARGUMENTS.items()
+    ]
+    return [
+        Node(
+            package="edm_ros",
+            executable="matcher_node",
+            name="edm",
+            namespace=LaunchConfiguration("namespace").perform(context),
+            parameters=parameters,
+            remappings=remappings,
+            arguments=[
+                "--ros-args",
+                "--log-level",
+                LaunchConfiguration("log_level").perform(context),
+            ],
+            output="screen",
+        )
+    ]
+
+
+def generate_launch_description() -> LaunchDescription:
+    """The launch arguments and the node."""
+    arguments = [
+        DeclareLaunchArgument(
+            "mode",
+            default_value="stereo",
+            choices=list(MODES),
+            description="stereo (left/right rectified pairs) or sequential",
+        ),
+        DeclareLaunchArgument(
+            "params_file",
+            default_value="",
+            description="YAML file applied after config/matcher.yaml and "
+            "config/<mode>.yaml (e.g. to set weights_path)",
+        ),
+        DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
+        DeclareLaunchArgument("log_level", default_value="info", description="node log level"),
+    ]
+    arguments += [
+        DeclareLaunchArgument(argument, default_value=topic,
+                              description=f"topic remapped to the node's {topic}")
+        for argument, topic in TOPIC_ARGUMENTS.items()
+    ]  # fmt: skip
+    return LaunchDescription([*arguments, OpaqueFunction(function=_matcher_node)])

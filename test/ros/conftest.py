@@ -1,0 +1,107 @@
+"""ROS test fixtures: an isolated DDS domain per test process, an in-process probe node, and the
+matcher node started as its own process (the installed executable) with a params file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+# Before rclpy starts: loopback discovery only (both variables: Humble reads the old one, Kilted
+# only the new one) and a domain of our own, so parallel test runs do not hear each other.
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ["ROS_LOCALHOST_ONLY"] = "1"
+os.environ["ROS_DOMAIN_ID"] = str(10 + os.getpid() % 200)
+
+import rclpy
+from rclpy.node import Node
+
+from test.conftest import PARITY_WEIGHTS, PROJECT_ROOT
+
+NODE_EXECUTABLE = Path(sys.prefix) / "lib" / "edm_ros" / "matcher_node"
+CONFIG_DIR = PROJECT_ROOT / "config"
+# Small network input, every match kept, one CPU thread: fast and with many (random) matches.
+TEST_PARAMS = {
+    "weights_path": str(PARITY_WEIGHTS),
+    "device": "cpu",
+    "cpu_threads": 1,
+    "input_width": 160,
+    "input_height": 128,
+    "match_threshold": 0.0,
+    "image_qos": "reliable",
+    "min_inliers": 8,
+    "no_data_timeout_s": 2.0,
+}
+# Restores SIGINT (a background job of a non-interactive shell inherits SIG_IGN), then execs.
+_SIGINT_WRAPPER = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); " \
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"  # fmt: skip
+
+
+class NodeProcess:
+    """The matcher node running as the installed executable, its output captured in a file."""
+
+    def __init__(self, log_path: Path, params_files: list[Path], extra_args: list[str]) -> None:
+        if not NODE_EXECUTABLE.is_file():
+            pytest.skip(f"{NODE_EXECUTABLE} missing: run `make venv` to install the executable")
+        self.log_path = log_path
+        ros_args = ["--ros-args"]
+        for path in params_files:
+            ros_args += ["--params-file", str(path)]
+        command = [sys.executable, "-c", _SIGINT_WRAPPER, str(NODE_EXECUTABLE), *ros_args,
+                   *extra_args]  # fmt: skip
+        with open(log_path, "wb") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait(self, timeout_s: float) -> int:
+        """Exit code, waiting at most ``timeout_s`` seconds."""
+        return self.process.wait(timeout=timeout_s)
+
+    def stop(self) -> int:
+        """SIGINT, as Ctrl-C would; SIGKILL (this PID only) if it does not exit in 20 s."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        return self.process.returncode
+
+
+def write_params(path: Path, **params: object) -> Path:
+    """A ROS params file applying ``params`` to any node name."""
+    path.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
+    return path
+
+
+def start_node(tmp_dir: Path, mode: str, extra_args: list[str] | None = None,
+               **params: object) -> NodeProcess:  # fmt: skip
+    """The node with config/matcher.yaml, config/<mode>.yaml and the test parameters."""
+    values = {**TEST_PARAMS, **params}
+    if values["weights_path"] and not Path(str(values["weights_path"])).is_file():
+        pytest.skip(f"test weights not found at {values['weights_path']}")
+    overrides = write_params(tmp_dir / f"{mode}_test.yaml", **values)
+    files = [CONFIG_DIR / "matcher.yaml", CONFIG_DIR / f"{mode}.yaml", overrides]
+    return NodeProcess(tmp_dir / f"{mode}_node.log", files, extra_args or [])
+
+
+@pytest.fixture(scope="module")
+def probe_node() -> Iterator[Node]:
+    """A node of the test process, in its own rclpy context."""
+    context = rclpy.Context()
+    rclpy.init(args=[], context=context)
+    node = Node("edm_test_probe", context=context)
+    try:
+        yield node
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
