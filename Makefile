@@ -6,12 +6,13 @@ BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.edm_ros_installed
 PYTEST_ARGS ?=
 
-.PHONY: venv messages demo test bench lint clean
+.PHONY: venv messages demo test bench bench-node eval lint clean
 
 venv: $(STAMP)
 
 $(STAMP): requirements/core.txt requirements/ros.txt requirements/dev.txt setup.py \
-          CMakeLists.txt package.xml msg/*.msg scripts/matcher_node scripts/build_messages.sh
+          CMakeLists.txt package.xml msg/*.msg scripts/matcher_node scripts/build_messages.sh \
+          config/*.yaml launch/*.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -U pip "setuptools<80" wheel
 	$(BIN)/python -m pip install -q --disable-pip-version-check \
@@ -34,6 +35,14 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m edm_ros.cli.bench $(if $(WEIGHTS),--weights $(WEIGHTS))
+
+# End-to-end node latency, 2000-frame soak, stereo batching (separate processes, loopback DDS).
+bench-node: $(STAMP)
+	$(BIN)/python -m edm_ros.cli.bench_node --out bench_output $(if $(WEIGHTS),--weights $(WEIGHTS))
+
+# Evaluation report on ../shared/data (or DATA=...): SIFT/ORB, and EDM with WEIGHTS=...
+eval: $(STAMP)
+	$(BIN)/edm-eval $(or $(DATA),../shared/data) --out eval_report $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 lint: $(STAMP)
 	$(BIN)/ruff check edm_ros test && $(BIN)/ruff format --check edm_ros test

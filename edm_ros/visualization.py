@@ -1,4 +1,4 @@
-"""Side-by-side pictures of matches, coloured by confidence (CLI, demo, ~/debug_image)."""
+"""Side-by-side pictures of matches, coloured by confidence (CLI, demo, report, ~/debug_image)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ def draw_matches(
     canvas[: image0.shape[0], : image0.shape[1]] = cv2.cvtColor(image0, cv2.COLOR_GRAY2BGR)
     canvas[: image1.shape[0], image0.shape[1] :] = cv2.cvtColor(image1, cv2.COLOR_GRAY2BGR)
     count = min(len(result.keypoints0), MAX_DRAWN_MATCHES)
+    if count == 0:
+        return canvas  # (applyColorMap returns None for an empty input)
     confidence = np.clip(result.confidence[:count], 0.0, 1.0)
     levels = np.round(confidence * 255).astype(np.uint8).reshape(-1, 1)
     colours = cv2.applyColorMap(levels, cv2.COLORMAP_TURBO).reshape(-1, 3)

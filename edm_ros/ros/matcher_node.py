@@ -49,10 +49,10 @@ from edm_ros.ros.conversions import (
     pose_msg_from_relative_pose,
     stereo_frame_from_msgs,
 )
-from edm_ros.ros.debug_image import draw_matches
 from edm_ros.ros.diagnostics import NodeStatus, diagnostic_array
 from edm_ros.ros.params import NodeParams, declare_node_params, updated_node_params
 from edm_ros.ros.sync import InputTopic, LatestSlot, SynchronizedInputs
+from edm_ros.visualization import draw_matches
 
 NODE_NAME = "edm"
 _WARN_THROTTLE_S = 5.0  # one warning per kind of bad input per this many seconds

@@ -1,11 +1,11 @@
-"""edm_ros.ros.debug_image: the side-by-side picture of a pair's matches."""
+"""edm_ros.visualization: the side-by-side picture of a pair's matches."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from edm_ros.matcher import MatchResult
-from edm_ros.ros.debug_image import draw_matches
+from edm_ros.visualization import draw_matches
 
 
 def _result(confidence: list[float]) -> MatchResult:
