@@ -60,7 +60,7 @@ def test_flow_weights_do_not_change_inference(tmp_path, batch):
         path = save_checkpoint(tmp_path / f"flow{seed}.ckpt", model, RealNVP(), None,
                                TrainingState(0, 0, []), {})  # fmt: skip
         loaded = EDM().eval()
-        flow = load_weights(loaded, path)
+        flow = load_weights(loaded, path).flow
         assert set(flow) == set(RealNVP().state_dict())  # the flow is in the file ...
         with torch.inference_mode():
             outputs.append(loaded(batch.image0, batch.image1))
