@@ -7,6 +7,7 @@ first input shape and replayed (no per-kernel launch cost). The CPU path is plai
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 
@@ -65,9 +66,9 @@ class TorchBackend:
     def run(self, pairs: np.ndarray) -> CandidateArrays:
         """pairs [B, 2, H, W] float32 -> candidates [B, K, ...] as host arrays."""
         if self._transfer is None:
+            images, index = distinct_images(pairs)
             with torch.inference_mode():
-                images = torch.from_numpy(pairs).to(self._device, non_blocking=True)
-                out = self.model(images[:, 0:1], images[:, 1:2])
+                out = self.model.match_pairs(torch.from_numpy(images), torch.from_numpy(index))
                 return CandidateArrays(*(field.float().cpu().numpy() for field in out))
         with torch.inference_mode(), torch.cuda.device(self._device):
             if self._capture and self._graph is None:
@@ -76,9 +77,34 @@ class TorchBackend:
             if self._graph is not None and self._graph.shape == tuple(pairs.shape):
                 self._transfer.upload(pairs, into=self._graph.input)
                 return CandidateArrays(*self._transfer.download(self._graph.replay()))
-            images = self._transfer.upload(pairs)
-            out = self.model(images[:, 0:1], images[:, 1:2])
+            images, index = distinct_images(pairs)
+            out = self.model.match_pairs(
+                self._transfer.upload(images), torch.from_numpy(index).to(self._device)
+            )
             return CandidateArrays(*self._transfer.download(out))
+
+
+def distinct_images(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each distinct image of a batch once, and the pairs as indices into them.
+
+    A stereo frame's current left image belongs to both of its pairs (left-right and
+    previous-current); it then goes through the backbone once instead of twice.
+
+    Args:
+        pairs: [B, 2, H, W] float32.
+
+    Returns:
+        images [N, 1, H, W] (N <= 2B), pairs [B, 2] int64 indices into images.
+    """
+    slot_of: dict[bytes, int] = {}
+    images, index = [], []
+    for image in pairs.reshape(-1, 1, *pairs.shape[2:]):
+        key = hashlib.blake2b(image.tobytes(), digest_size=16).digest()
+        if key not in slot_of:
+            slot_of[key] = len(images)
+            images.append(image)
+        index.append(slot_of[key])
+    return np.stack(images), np.asarray(index, dtype=np.int64).reshape(-1, 2)
 
 
 class CudaTransfer:

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import torch
 
 from edm_ros.model.config import COARSE_STRIDE, num_candidates
-from edm_ros.model.edm import EDM, dual_softmax, select_top_k
+from edm_ros.model.edm import EDM, dual_softmax, select_top_k, stack_pairs
 from edm_ros.training.data import PairBatch, ground_truth
 from edm_ros.training.losses import (
     LossConfig,
@@ -55,7 +55,7 @@ def training_losses(
     loss_config = loss_config or LossConfig()
     height, width = batch.image0.shape[-2:]
     grid_width = width // COARSE_STRIDE
-    coarse0, coarse1, fine0, fine1 = model.features(batch.image0, batch.image1)
+    coarse0, coarse1, fine0, fine1 = model.features(*stack_pairs(batch.image0, batch.image1))
     confidence = dual_softmax(coarse0, coarse1, model.config.temperature)  # [B, L0, L1]
     truth = ground_truth(batch)
     positives = truth.positives()

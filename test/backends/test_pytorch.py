@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from edm_ros.backends.pytorch import CudaTransfer, TorchBackend
+from edm_ros.backends.pytorch import CudaTransfer, TorchBackend, distinct_images
 from edm_ros.errors import BackendError
 from test.backends.conftest import fixture_pairs
 from test.conftest import load_parity_fixture
@@ -56,3 +56,13 @@ def test_cuda_transfer_round_trip_keeps_values_and_shapes():
     np.testing.assert_array_equal(host[0], array[:, 0])
     np.testing.assert_allclose(host[1], array.sum(axis=(2, 3)), rtol=1e-5)
     assert [h.shape for h in host] == [(2, 8, 8), (2, 2), (2,)]
+
+
+def test_distinct_images_sends_a_shared_image_through_once():
+    rng = np.random.default_rng(0)
+    previous, left, right = (rng.random((32, 32), dtype=np.float32) for _ in range(3))
+    pairs = np.stack([np.stack([left, right]), np.stack([previous, left])])
+    images, index = distinct_images(pairs)
+    assert images.shape == (3, 1, 32, 32)
+    np.testing.assert_array_equal(index, [[0, 1], [2, 0]])
+    np.testing.assert_array_equal(images[index[1, 0], 0], previous)

@@ -189,3 +189,24 @@ def test_rope_positions_follow_input_size():
 def test_parameter_count_matches_the_paper():
     """10.24 M parameters at inference (official code without the training-only flow)."""
     assert sum(p.numel() for p in EDM(EDMConfig()).parameters()) == 10_243_332
+
+
+def test_pairs_sharing_an_image_match_like_separate_pairs(model):
+    """A stereo frame: [previous left, left, right], pairs left-right and previous-left."""
+    torch.manual_seed(2)
+    images = torch.rand(3, 1, 64, 96)
+    with torch.inference_mode():
+        shared = model.match_pairs(images, torch.tensor([[1, 2], [0, 1]]))
+        separate = model(images[[1, 0]], images[[2, 1]])
+    for mine, theirs in zip(shared, separate):
+        torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-4)
+
+
+def test_cpu_backbone_in_chunks_equals_one_pass(model):
+    torch.manual_seed(3)
+    images = torch.rand(5, 1, 64, 64)
+    with torch.inference_mode():
+        chunked = model.backbone(images)  # eval on CPU: two images per pass
+        whole = [model.backbone(images[i : i + 1]) for i in range(5)]
+    for level, pieces in zip(chunked, zip(*whole)):
+        torch.testing.assert_close(level, torch.cat(pieces), atol=1e-5, rtol=1e-5)
