@@ -11,7 +11,7 @@ LoFTR's ``data/`` layout (see docs/evaluation.md for the downloads)::
     data/megadepth/index/scene_info_val_1500/0015_0.1_0.3.npz          image_paths, intrinsics,
                                                         poses (world to camera), pair_infos
 
-Protocol settings that come with each set (edm_spec.md §11): ScanNet poses are evaluated at 640x480
+Protocol settings that come with each set (official code): ScanNet poses are evaluated at 640x480
 with precision threshold 5e-4; MegaDepth images are resized to a 1152-pixel long side and the
 precision threshold is 1e-4.
 """

@@ -1,6 +1,6 @@
 """Run a matcher over a dataset and measure it: relative pose, homography and stereo protocols.
 
-Relative pose (LoFTR/EDM protocol, edm_spec.md §11): the essential matrix from the matches with
+Relative pose (LoFTR/EDM protocol, official code): the essential matrix from the matches with
 OpenCV RANSAC and with poselib LO-RANSAC (both 0.5 px, confidence 0.99999, via
 :func:`edm_ros.geometry.pose.relative_pose_from_matches`), error = max(rotation error, translation
 direction error), AUC@5/10/20°, matching precision (squared symmetric epipolar distance below the

@@ -1,6 +1,6 @@
 """The training run's configuration: one frozen record, read from YAML/JSON plus CLI overrides.
 
-Defaults are the official outdoor recipe (edm_spec.md §9.5, §10) where one exists; the nested
+Defaults are the official outdoor recipe (official configs) where one exists; the nested
 ``schedule`` and ``loss`` records live beside the code that uses them. A file holds a mapping with
 the same names (``schedule: {canonical_lr: 1e-3}``); an override is ``key=value`` with dotted keys
 for nested fields (``schedule.canonical_lr=1e-3``, ``image_size=320,256``). Unknown keys and

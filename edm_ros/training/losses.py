@@ -1,6 +1,6 @@
 """EDM's training losses: sparse focal loss on the coarse matches, RLE loss on the fine offsets.
 
-Total loss (edm_spec.md §9.2-9.3): ``L = 1.0 · L_coarse + 0.2 · L_fine``.
+Total loss (official code): ``L = 1.0 · L_coarse + 0.2 · L_fine``.
 
 * ``L_coarse``: focal loss on the ground-truth positive entries of the dual-softmax matrix only
   (sparse supervision, α 0.25, γ 2); the softmax normalisation is the implicit negative term.
@@ -30,7 +30,7 @@ CLAMP_EPS = 1e-6
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Loss weights and shapes; defaults are the official outdoor recipe (edm_spec.md §10)."""
+    """Loss weights and shapes; defaults are the official outdoor recipe (official configs)."""
 
     coarse_weight: float = 1.0  # LOSS.COARSE_WEIGHT
     fine_weight: float = 0.2  # LOSS.FINE_WEIGHT

@@ -1,4 +1,4 @@
-"""EDM's learning-rate schedule (paper supplementary §6.1, Fig. 6; edm_spec.md §9.5).
+"""EDM's learning-rate schedule (paper supplementary §6.1, Fig. 6).
 
 The canonical rate 2e-3 belongs to a batch of 32 pairs and scales linearly with the batch. For
 the first 3 epochs it rises linearly, step by step, from 0.1·LR to LR; from epoch 8 it halves every
@@ -15,7 +15,7 @@ from edm_ros.errors import ConfigError
 
 @dataclass(frozen=True)
 class LRSchedule:
-    """Learning-rate recipe; defaults are the official outdoor values (edm_spec.md §10)."""
+    """Learning-rate recipe; defaults are the official outdoor values (official configs)."""
 
     canonical_lr: float = 2e-3  # TRAINER.CANONICAL_LR, for canonical_batch pairs per step
     canonical_batch: int = 32  # TRAINER.CANONICAL_BS

@@ -1,6 +1,6 @@
 """Ground truth for training EDM: coarse matches, fine offsets and the GT padding trick.
 
-Coarse (edm_spec.md §9.1): the coarse point of cell i is its top-left pixel 8·(col, row), the
+Coarse (official code): the coarse point of cell i is its top-left pixel 8·(col, row), the
 same convention as :func:`edm_ros.model.edm.cell_corners`. It is warped into the other image
 (homography, or depth + intrinsics + relative pose) and rounded to the nearest cell. A pair of
 cells (i, j) is positive when i goes to j and j comes back to i (cycle-consistent). A warp that is
