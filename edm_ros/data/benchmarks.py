@@ -42,7 +42,8 @@ def _first_existing(candidates: list[Path], what: str) -> Path:
     raise InputError(f"{what} not found (tried {tried}); see docs/evaluation.md for the layout")
 
 
-def _load_npz(path: Path, allow_pickle: bool = False) -> dict[str, np.ndarray]:
+def load_loftr_npz(path: Path, allow_pickle: bool = False) -> dict[str, np.ndarray]:
+    """Every array of a LoFTR-layout index file (scene info, test pairs, intrinsics)."""
     try:
         with np.load(path, allow_pickle=allow_pickle) as content:
             return {key: content[key] for key in content.files}
@@ -50,7 +51,7 @@ def _load_npz(path: Path, allow_pickle: bool = False) -> dict[str, np.ndarray]:
         raise InputError(f"{path}: unreadable as a LoFTR index .npz ({err})") from err
 
 
-def _scannet_pose(pose_file: Path) -> np.ndarray:
+def scannet_world_to_camera(pose_file: Path) -> np.ndarray:
     """ScanNet ``pose/<frame>.txt`` holds camera-to-world; return world-to-camera [4, 4]."""
     try:
         return np.linalg.inv(np.loadtxt(pose_file).reshape(4, 4))
@@ -76,8 +77,8 @@ def read_scannet1500(root: str | Path, index_dir: str | Path | None = None) -> P
     index = Path(index_dir) if index_dir is not None else None
     index_candidates = [index] if index else [root / "index", root]
     test_npz = _first_existing([d / "test.npz" for d in index_candidates], "ScanNet test.npz")
-    intrinsics = _load_npz(test_npz.parent / "intrinsics.npz")
-    content = _load_npz(test_npz)
+    intrinsics = load_loftr_npz(test_npz.parent / "intrinsics.npz")
+    content = load_loftr_npz(test_npz)
     image_root = root / "test" if (root / "test").is_dir() else root
     relative_poses = content["rel_pose"].reshape(-1, 3, 4) if "rel_pose" in content else None
     pairs = []
@@ -89,8 +90,8 @@ def read_scannet1500(root: str | Path, index_dir: str | Path | None = None) -> P
         if relative_poses is not None:
             T_0to1 = np.vstack([relative_poses[number], [0.0, 0.0, 0.0, 1.0]])
         else:
-            T_0to1 = _scannet_pose(scene_dir / "pose" / f"{frame1}.txt") @ np.linalg.inv(
-                _scannet_pose(scene_dir / "pose" / f"{frame0}.txt")
+            T_0to1 = scannet_world_to_camera(scene_dir / "pose" / f"{frame1}.txt") @ np.linalg.inv(
+                scannet_world_to_camera(scene_dir / "pose" / f"{frame0}.txt")
             )
         K = np.asarray(intrinsics[scene_name], dtype=np.float64).reshape(3, 3)
         pairs.append(
@@ -121,7 +122,7 @@ def _check_first_image(pairs: list[PosePair], image_root: Path) -> None:
 def _megadepth_scene_pairs(scene_npz: Path, image_root: Path) -> list[PosePair]:
     # pair_infos is an object array of ((idx0, idx1), overlap, central_matches) tuples, so the
     # file needs pickle; only load index files from the official release.
-    info = _load_npz(scene_npz, allow_pickle=True)
+    info = load_loftr_npz(scene_npz, allow_pickle=True)
     pairs = []
     for (index0, index1), _overlap, _central in info["pair_infos"]:
         T0, T1 = info["poses"][index0], info["poses"][index1]  # world to camera

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from edm_ros.data.benchmarks import load_loftr_npz, scannet_world_to_camera
 from edm_ros.data.homography import read_grey
 from edm_ros.errors import ConfigError, InputError
 from edm_ros.training.config import TrainConfig
@@ -47,14 +48,6 @@ class DepthView:
 
 
 DepthScenes = dict[str, list[tuple[DepthView, DepthView]]]
-
-
-def _load_npz(path: Path, allow_pickle: bool = False) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=allow_pickle) as content:
-            return {key: content[key] for key in content.files}
-    except (OSError, ValueError) as err:
-        raise InputError(f"{path}: unreadable LoFTR index file ({err})") from err
 
 
 def _scene_files(index_dir: Path, scene_list: Path | None, default_list: Path) -> list[Path]:
@@ -82,7 +75,7 @@ def read_megadepth_scenes(
     for scene_file in _scene_files(index_dir, _optional_path(scene_list), default_list):
         # pair_infos is an object array of ((i, j), overlap, central_matches): needs pickle, so
         # read only index files from the official release.
-        info = _load_npz(scene_file, allow_pickle=True)
+        info = load_loftr_npz(scene_file, allow_pickle=True)
         kept = [
             (int(i), int(j))
             for (i, j), overlap, _central in info["pair_infos"]
@@ -109,11 +102,11 @@ def read_scannet_scenes(root: str | Path, scene_list: str | Path | None = None) 
     root = Path(root)
     index_dir = root / "index" / "scene_data" / "train"
     default_list = root / "index" / "scene_data" / "train_list" / "scannet_all.txt"
-    intrinsics = _load_npz(root / "index" / "intrinsics.npz")
+    intrinsics = load_loftr_npz(root / "index" / "intrinsics.npz")
     scenes: DepthScenes = {}
     for scene_file in _scene_files(index_dir, _optional_path(scene_list), default_list):
         pairs = []
-        for scene, sub_scene, frame0, frame1 in _load_npz(scene_file)["name"]:
+        for scene, sub_scene, frame0, frame1 in load_loftr_npz(scene_file)["name"]:
             name = f"scene{int(scene):04d}_{int(sub_scene):02d}"
             if name not in intrinsics:
                 raise InputError(f"{root / 'index' / 'intrinsics.npz'}: no K for {name}")
@@ -127,16 +120,11 @@ def read_scannet_scenes(root: str | Path, scene_list: str | Path | None = None) 
 
 
 def _scannet_view(scene_dir: Path, frame: object, K: np.ndarray) -> DepthView:
-    pose_file = scene_dir / "pose" / f"{frame}.txt"
-    try:
-        camera_to_world = np.loadtxt(pose_file).reshape(4, 4)
-    except (OSError, ValueError) as err:
-        raise InputError(f"{pose_file}: unreadable ScanNet pose ({err})") from err
     return DepthView(
         image=scene_dir / "color" / f"{frame}.jpg",
         depth=scene_dir / "depth" / f"{frame}.png",
         K=K,
-        world_to_camera=np.linalg.inv(camera_to_world),
+        world_to_camera=scannet_world_to_camera(scene_dir / "pose" / f"{frame}.txt"),
     )
 
 
