@@ -27,9 +27,9 @@ from edm_ros.model.edm import dual_softmax_row_max, select_top_k, similarity
 STAGES = ("backbone", "neck", "fine_matching")
 
 
-def bench_images(size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """A textured pair at (W, H): smoothed noise and the same shifted by 13 px."""
-    rng = np.random.default_rng(0)
+def bench_images(size: tuple[int, int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A textured pair at (W, H): blocky noise and the same shifted by 13 px."""
+    rng = np.random.default_rng(seed)
     width, height = size
     noise = rng.random((height // 4 + 8, width // 4 + 8)).astype(np.float32)
     big = np.kron(noise, np.ones((4, 4), np.float32))
@@ -109,7 +109,7 @@ def worker(args: argparse.Namespace) -> dict:
     matcher = EDMMatcher(args.weights, device=args.device, input_size=size)
     model = matcher.backend.model  # type: ignore[attr-defined]
     timer = StageTimer(model, torch.device(args.device))
-    pairs = [bench_images(size)] * batch
+    pairs = [bench_images(size, seed) for seed in range(batch)]  # distinct images
     matcher.match_batch(pairs)  # warm-up
     rss_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     totals, stages, matches = [], [], 0
