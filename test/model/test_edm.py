@@ -28,7 +28,17 @@ def model(parity_weights) -> EDM:
 @pytest.fixture(scope="module", params=PARITY_SIZES)
 def run(request, model):
     """Every intermediate of our model on one fixture's images."""
-    fixture = load_parity_fixture(request.param)
+    return compute_run(request.param, model)
+
+
+@pytest.fixture(scope="module")
+def run_with_dense_tensors(model):
+    """The fixture that also stores backbone and CIM tensors (320x256)."""
+    return compute_run("320x256", model)
+
+
+def compute_run(size: str, model: EDM):
+    fixture = load_parity_fixture(size)
     image0, image1 = fixture["image0"], fixture["image1"]
     size = tuple(image0.shape[-2:])
     with torch.inference_mode():
@@ -54,18 +64,14 @@ def run(request, model):
     }
 
 
-def test_backbone_matches_official(run):
-    fixture, ours = run
-    if "backbone" not in fixture:
-        pytest.skip("this fixture stores no backbone tensors")
+def test_backbone_matches_official(run_with_dense_tensors):
+    fixture, ours = run_with_dense_tensors
     for name, tensor in fixture["backbone"].items():
         torch.testing.assert_close(ours["backbone"][name], tensor, **DENSE, msg=name)
 
 
-def test_attention_and_cim_match_official(run):
-    fixture, ours = run
-    if "cim32" not in fixture:
-        pytest.skip("this fixture stores no CIM tensors")
+def test_attention_and_cim_match_official(run_with_dense_tensors):
+    fixture, ours = run_with_dense_tensors
     for mine, theirs in zip(ours["cim32"], fixture["cim32"]):
         torch.testing.assert_close(mine, theirs, **DENSE)
     for mine, theirs in zip(ours["coarse_feats"], fixture["coarse_feats"]):
