@@ -145,11 +145,13 @@ def test_chunked_coarse_matching_equals_one_piece():
     torch.testing.assert_close(whole[0], full.max(dim=2).values, atol=1e-6, rtol=1e-4)
 
 
-def test_row_max_does_not_overflow_where_exp_would():
+@pytest.mark.parametrize("chunk_rows", [None, 7])
+def test_row_max_does_not_overflow_where_exp_would(chunk_rows):
     """The official exp / L1-normalise form gives inf/NaN for similarities > ~88."""
     feat = torch.randn(1, 50, 32) * 40.0
-    values, _ = dual_softmax_row_max(feat, feat, 0.1)
+    values, indices = dual_softmax_row_max(feat, feat, 0.1, chunk_rows)
     assert torch.isfinite(values).all() and (values <= 1.0 + 1e-6).all()
+    assert torch.equal(indices[0], torch.arange(50)), "each feature matches itself"
 
 
 @pytest.mark.parametrize("batch", [1, 2, 3])
