@@ -54,3 +54,14 @@ def test_ruff(command):
     ruff = shutil.which("ruff") or str(PROJECT_ROOT / ".venv" / "bin" / "ruff")
     result = subprocess.run([ruff, *command], capture_output=True, text=True, cwd=PROJECT_ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy():
+    mypy = shutil.which("mypy") or str(PROJECT_ROOT / ".venv" / "bin" / "mypy")
+    result = subprocess.run(
+        [mypy, "--cache-dir", "/tmp/edm_ros_mypy_cache"],  # settings: pyproject.toml
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

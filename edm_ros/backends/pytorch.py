@@ -97,7 +97,8 @@ def distinct_images(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         images [N, 1, H, W] (N <= 2B), pairs [B, 2] int64 indices into images.
     """
     slot_of: dict[bytes, int] = {}
-    images, index = [], []
+    images: list[np.ndarray] = []
+    index: list[int] = []
     for image in pairs.reshape(-1, 1, *pairs.shape[2:]):
         key = hashlib.blake2b(image.tobytes(), digest_size=16).digest()
         if key not in slot_of:
