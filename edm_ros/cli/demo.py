@@ -115,12 +115,12 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def stop(process: subprocess.Popen) -> int:
+def stop(process: subprocess.Popen, timeout_s: float = 30.0) -> int:
     """SIGINT (a clean ROS shutdown), then SIGKILL of this PID if it hangs; its exit code."""
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)

@@ -61,6 +61,19 @@ def as_points_px(points: np.ndarray, name: str) -> np.ndarray:
     return array
 
 
+def as_matched_points_px(
+    points0: np.ndarray, points1: np.ndarray, name0: str, name1: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`as_points_px` on both sides of a set of matches, which must be equally long."""
+    array0, array1 = as_points_px(points0, name0), as_points_px(points1, name1)
+    if len(array0) != len(array1):
+        raise InputError(
+            f"{name0} has {len(array0)} points but {name1} has {len(array1)}; "
+            "pass the two sides of the same matches."
+        )
+    return array0, array1
+
+
 @dataclass(frozen=True)
 class CameraModel:
     """Intrinsics and lens distortion of one camera.

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from edm_ros.errors import BackendError, ConfigError, InputError
-from edm_ros.geometry.camera import CameraModel, as_points_px
+from edm_ros.geometry.camera import CameraModel, as_matched_points_px
 
 PoseMethod = Literal["magsac", "ransac", "poselib"]
 
@@ -131,13 +131,9 @@ def relative_pose_from_matches(
         BackendError: If method is "poselib" and poselib is not installed.
     """
     _check_options(method, threshold_px, confidence, min_inliers)
-    points_ref = as_points_px(points_ref_px, "points_ref_px")
-    points_cur = as_points_px(points_cur_px, "points_cur_px")
-    if len(points_ref) != len(points_cur):
-        raise InputError(
-            f"points_ref_px has {len(points_ref)} points but points_cur_px has "
-            f"{len(points_cur)}; pass the two sides of the same matches."
-        )
+    points_ref, points_cur = as_matched_points_px(
+        points_ref_px, points_cur_px, "points_ref_px", "points_cur_px"
+    )
     num_matches = len(points_ref)
     if num_matches < MIN_MATCHES:
         return RelativePose.failure(

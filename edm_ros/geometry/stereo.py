@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from edm_ros.errors import ConfigError, InputError
-from edm_ros.geometry.camera import as_points_px
+from edm_ros.geometry.camera import as_matched_points_px, as_points_px
 from edm_ros.geometry.pose import RelativePose, perturb_pose, tangent_to_pose_jacobian
 
 _MAX_RELATIVE_SCALE_SIGMA = 0.1  # scale std / scale above this: no usable scale
@@ -105,13 +105,9 @@ def triangulate_stereo_points(
         InputError: If the point arrays are not finite [N, 2] arrays of equal length.
         ConfigError: If a projection matrix is malformed.
     """
-    left = as_points_px(points_left_px, "points_left_px")
-    right = as_points_px(points_right_px, "points_right_px")
-    if len(left) != len(right):
-        raise InputError(
-            f"points_left_px has {len(left)} points but points_right_px has "
-            f"{len(right)}; pass the two sides of the same stereo matches."
-        )
+    left, right = as_matched_points_px(
+        points_left_px, points_right_px, "points_left_px", "points_right_px"
+    )
     p_left = _projection(projection_left, "projection_left")
     p_right = _projection(projection_right, "projection_right")
     baseline_m = stereo_baseline_m(p_right)

@@ -4,7 +4,6 @@ matcher node started as its own process (the installed executable) with a params
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ os.environ["ROS_DOMAIN_ID"] = str(10 + os.getpid() % 200)
 import rclpy
 from rclpy.node import Node
 
+from edm_ros.cli.demo import stop
 from test.conftest import PARITY_WEIGHTS, PROJECT_ROOT
 
 NODE_EXECUTABLE = Path(sys.prefix) / "lib" / "edm_ros" / "matcher_node"
@@ -67,14 +67,7 @@ class NodeProcess:
 
     def stop(self) -> int:
         """SIGINT, as Ctrl-C would; SIGKILL (this PID only) if it does not exit in 20 s."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        return self.process.returncode
+        return stop(self.process, timeout_s=20.0)
 
 
 def write_params(path: Path, **params: object) -> Path:

@@ -6,7 +6,6 @@ params file; this process then feeds it frames and reads its MatchArrays.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import pytest
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
+from edm_ros.cli.demo import stop
 from edm_ros.data.synthetic import stereo_sequence
 from edm_ros.ros.player import FramePlayer, sequence_frame_messages
 from test.ros.conftest import PROJECT_ROOT, TEST_PARAMS, write_params
@@ -47,12 +47,7 @@ def launched(tmp_path) -> Iterator[subprocess.Popen]:
     try:
         yield process
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop(process)
 
 
 def test_launch_file_starts_the_node_with_remapped_inputs(launched, probe_node) -> None:
