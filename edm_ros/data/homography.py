@@ -78,8 +78,12 @@ class WarpedPair:
     H_0to1: np.ndarray  # [3, 3] float64, x1 ~ H_0to1 x0, H[2, 2] = 1
 
 
-def list_images(folder: str | Path) -> list[Path]:
+def list_images(folder: str | Path, exclude: Sequence[str] = ()) -> list[Path]:
     """Image files (png, jpg, ppm, pgm) under ``folder``, recursively, sorted.
+
+    Args:
+        folder: where to look.
+        exclude: sub-folders of ``folder`` to leave out (e.g. views held aside for validation).
 
     Raises:
         InputError: the folder does not exist or holds no images.
@@ -87,7 +91,12 @@ def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder; expected a folder of images")
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    left_out = [folder / name for name in exclude]
+    paths = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and not any(p.is_relative_to(d) for d in left_out)
+    )
     if not paths:
         raise InputError(
             f"{folder}: no images found (looked for {', '.join(IMAGE_SUFFIXES)}, recursively)"

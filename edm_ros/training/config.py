@@ -34,6 +34,7 @@ class TrainConfig:
     # Data
     data: DataKind = "homography"
     images: str | None = None  # homography: folder of source images; None = procedural textures
+    exclude_images: tuple[str, ...] = ()  # sub-folders of `images` held aside (validation views)
     data_root: str | None = None  # megadepth/scannet: LoFTR data folder (data/megadepth, ...)
     scene_list: str | None = None  # megadepth/scannet: file of scene-info names; None = all
     image_size: tuple[int, int] = (832, 832)  # network input (official TRAIN_RES 832)

@@ -46,7 +46,7 @@ def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
     train: Dataset
     held_out: Dataset | None = None
     if config.data == "homography":
-        sources = list_images(config.images) if config.images else None
+        sources = list_images(config.images, config.exclude_images) if config.images else None
         generator = HomographyPairGenerator(sources, config.image_size)
         train = HomographyPairDataset(generator, config.pairs_per_epoch, config.seed)
         held_out = HomographyPairDataset(
