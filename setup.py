@@ -13,6 +13,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["edm_ros", "edm_ros.*"]),
+    package_data={"edm_ros": ["weights/*.ckpt"]},  # the default weights (docs/weights.md)
     install_requires=["torch>=2.1", "numpy>=1.26", "opencv-python-headless>=4.9"],
     extras_require={
         "onnx": ["onnx>=1.17", "onnxruntime>=1.20", "onnxscript>=0.7"],

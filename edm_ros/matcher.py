@@ -15,16 +15,21 @@ import torch
 
 from edm_ros.backends import BackendOptions, create_backend
 from edm_ros.errors import InputError
-from edm_ros.model.checkpoint import declares_random_weights, load_weights
+from edm_ros.model.checkpoint import (
+    SHIPPED_WEIGHTS,
+    declares_random_weights,
+    load_weights,
+    resolve_weights,
+)
 from edm_ros.model.config import SIZE_MULTIPLE, EDMConfig, MatcherConfig, check_network_size
 from edm_ros.model.edm import EDM
 from edm_ros.model.selection import select_matches
 
 logger = logging.getLogger(__name__)
 
-#: Seed of the random initialisation used when no weights are given (tests, plumbing demos).
+#: Seed of the random initialisation of ``weights="random"`` (tests, plumbing demos).
 RANDOM_WEIGHTS_SEED = 0
-MEANINGLESS = ": matches are meaningless; pass the official EDM checkpoint for real results"
+MEANINGLESS = ": matches are meaningless; use the default or the official EDM weights"
 
 
 @dataclass(frozen=True)
@@ -54,15 +59,22 @@ class BuiltModel(NamedTuple):
 def build_model(
     weights: str | Path | None, config: EDMConfig | None = None, topk_ratio: float = 0.35
 ) -> BuiltModel:
-    """EDM in eval mode with weights from a checkpoint, or seeded random weights if None."""
-    if weights is None:
+    """EDM in eval mode with weights from a checkpoint.
+
+    Args:
+        weights: a checkpoint file; None = the package's shipped weights; ``"random"`` = seeded
+            random weights (meaningless matches, for tests and plumbing).
+    """
+    path = resolve_weights(weights)
+    if path is None:
         with torch.random.fork_rng(devices=[]):  # no effect on the caller's random state
             torch.manual_seed(RANDOM_WEIGHTS_SEED)
             model = EDM(config, topk_ratio).eval()
         return BuiltModel(model, f"RANDOM weights (seed {RANDOM_WEIGHTS_SEED}){MEANINGLESS}", True)
     model = EDM(config, topk_ratio)
-    note = load_weights(model, weights).note
-    description = f"checkpoint {Path(weights).resolve()}" + (f" ({note})" if note else "")
+    note = load_weights(model, path).note
+    name = "the package's weights" if path == SHIPPED_WEIGHTS else "checkpoint"
+    description = f"{name} {path.resolve()}" + (f" ({note})" if note else "")
     if declares_random_weights(note):
         return BuiltModel(model.eval(), f"RANDOM weights from {description}{MEANINGLESS}", True)
     return BuiltModel(model.eval(), description, False)
@@ -82,7 +94,7 @@ class EDMMatcher:
 
     def __init__(
         self,
-        weights: str | Path | None,
+        weights: str | Path | None = None,
         device: str = "cpu",
         input_size: tuple[int, int] | None = (640, 480),
         match_threshold: float = 0.2,
@@ -94,8 +106,9 @@ class EDMMatcher:
         backend_options: BackendOptions | None = None,
     ) -> None:
         """Args:
-        weights: EDM checkpoint (official ``.ckpt`` or a plain state_dict). None builds seeded
-            random weights: the matches are then meaningless (for tests and plumbing only).
+        weights: EDM checkpoint (official ``.ckpt`` or a plain state_dict); None = the weights
+            shipped with the package (docs/weights.md); ``"random"`` = seeded random weights,
+            whose matches are meaningless (tests and plumbing only).
         device: "cpu", "cuda" or "cuda:N".
         input_size: (W, H) network input, multiples of 32; None = image size rounded to /32.
         match_threshold: minimum coarse confidence (official 0.2 indoor, 0.05 outdoor).

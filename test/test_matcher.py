@@ -128,10 +128,10 @@ def test_invalid_batches_and_settings_raise(parity_weights):
 
 def test_random_weights_say_so_and_leave_the_global_rng_alone():
     state = torch.random.get_rng_state()
-    matcher = EDMMatcher(None, input_size=(64, 64))
+    matcher = EDMMatcher("random", input_size=(64, 64))
     assert torch.equal(state, torch.random.get_rng_state())
     assert matcher.random_weights and "RANDOM weights" in matcher.weights_description
-    again = EDMMatcher(None, input_size=(64, 64))
+    again = EDMMatcher("random", input_size=(64, 64))
     first = next(matcher.backend.model.parameters())
     assert torch.equal(first, next(again.backend.model.parameters())), "seeded"
 

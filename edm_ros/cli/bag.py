@@ -329,7 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     matching.add_argument("--right", help="right image topic (stereo pairs)")
     matching.add_argument("--topic", help="image topic (sequential pairs)")
     matching.add_argument("--matcher", default="edm", choices=("edm", "sift", "orb"))
-    matching.add_argument("--weights", type=Path, help="EDM checkpoint")
+    matching.add_argument(
+        "--weights", type=Path, help="EDM checkpoint; default: the package's own weights"
+    )
     matching.add_argument("--device", default="cpu")
     matching.add_argument(
         "--input-size", type=parse_size, default=(640, 480), help="EDM WxH or auto"
@@ -348,8 +350,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_match(args: argparse.Namespace) -> str:
-    if args.matcher == "edm" and args.weights is None:
-        raise ConfigError("--matcher edm needs --weights (or use --matcher sift)")
     if bool(args.left) != bool(args.right) or bool(args.left) == bool(args.topic):
         raise ConfigError("give either --left and --right (stereo) or --topic (sequential)")
     matcher = build_matcher(args.matcher, EDMOptions(args.weights, args.device, args.input_size))

@@ -29,11 +29,6 @@ from edm_ros.evaluation.latency import LatencyPoint, latency_vs_batch, latency_v
 from edm_ros.evaluation.report import LatencyResults, ReportContext, write_report
 from edm_ros.evaluation.runner import evaluate, load_grey
 
-NO_WEIGHTS_NOTE = (
-    "EDM was not evaluated: no weights given. Add it with --weights PATH/TO/edm_outdoor.ckpt "
-    "(the official release; see docs/evaluation.md, 'Weights')."
-)
-
 
 def _sizes(text: str) -> list[tuple[int, int]]:
     """'384x288,640x480' -> [(384, 288), (640, 480)]."""
@@ -72,9 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--matchers",
-        help="comma list of edm, sift, orb (default: all with --weights, else sift,orb)",
+        help="comma list of edm, sift, orb (default: all three)",
     )
-    parser.add_argument("--weights", type=Path, help="EDM checkpoint (official .ckpt)")
+    parser.add_argument(
+        "--weights",
+        help="EDM checkpoint (official edm_outdoor.ckpt); default: the package's own weights; "
+        "'random' for random weights",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (EDM)")
     parser.add_argument(
         "--backend", default="torch", help="EDM backend: torch, onnxruntime, tensorrt"
@@ -115,16 +114,6 @@ def _add_latency_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-latency", action="store_true", help="skip the latency sweeps")
 
 
-def _matcher_names(args: argparse.Namespace) -> list[str]:
-    if args.matchers:
-        names = [name.strip() for name in args.matchers.split(",") if name.strip()]
-    else:
-        names = ["edm", "sift", "orb"] if args.weights else ["sift", "orb"]
-    if "edm" in names and args.weights is None:
-        raise ConfigError(f"matcher 'edm' needs --weights. {NO_WEIGHTS_NOTE}")
-    return names
-
-
 def _datasets(args: argparse.Namespace) -> list[Dataset]:
     datasets = [dataset for folder in args.data for dataset in find_datasets(folder)]
     if args.scannet1500:
@@ -155,13 +144,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace, command: str) -> Path:
     """Evaluate, time and write the report as ``args`` says; returns report.md's path."""
-    names = _matcher_names(args)
+    names = (
+        [name.strip() for name in args.matchers.split(",") if name.strip()]
+        if args.matchers
+        else ["edm", "sift", "orb"]
+    )
     datasets = _datasets(args)
     options = EDMOptions(
         args.weights, args.device, args.input_size, args.match_threshold, args.backend
     )
     matchers = [build_matcher(name, options) for name in names]
-    notes = [] if args.weights else [NO_WEIGHTS_NOTE]
+    notes = []
     if args.megadepth1500 and "edm" in names and args.input_size is not None:
         notes.append(
             f"EDM ran at {args.input_size[0]}x{args.input_size[1]} on MegaDepth, not at the "

@@ -26,6 +26,7 @@ from edm_ros.backends.export import (
 from edm_ros.backends.options import PRECISIONS, default_cache_dir
 from edm_ros.errors import EDMError
 from edm_ros.matcher import build_model
+from edm_ros.model.checkpoint import RANDOM_WEIGHTS
 from edm_ros.model.config import MatcherConfig, num_candidates
 from edm_ros.model.edm import EDM
 
@@ -44,8 +45,12 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edm-export", description=__doc__.splitlines()[0])
-    weights = parser.add_mutually_exclusive_group(required=True)
-    weights.add_argument("--weights", type=Path, help="EDM checkpoint (official edm_outdoor.ckpt)")
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument(
+        "--weights",
+        type=Path,
+        help="EDM checkpoint (official edm_outdoor.ckpt); default: the package's own weights",
+    )
     weights.add_argument(
         "--random-weights", action="store_true", help="seeded random weights (plumbing tests)"
     )
@@ -83,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
 
             import_tensorrt()
         ratio = args.topk_ratio if args.topk is None else topk_ratio_for(args.topk, args.size)
-        model = build_model(None if args.random_weights else args.weights, topk_ratio=ratio).model
+        weights = RANDOM_WEIGHTS if args.random_weights else args.weights
+        built = build_model(weights, topk_ratio=ratio)
+        model = built.model
         spec = GraphSpec(args.size, args.batch_size, num_candidates(args.size, ratio), args.opset)
         output = args.output or Path(
             f"edm_w{args.size[0]}_h{args.size[1]}_b{spec.batch_size}_k{spec.num_candidates}_"
@@ -96,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             fine_threshold=args.fine_threshold,
             border=args.border,
         )
-        source = "random weights (seed 0)" if args.random_weights else str(args.weights.resolve())
-        metadata = export_onnx(model, output, spec, config, source)
+        metadata = export_onnx(model, output, spec, config, built.description)
         print(
             f"wrote {output} ({output.stat().st_size / 2**20:.1f} MiB): input {spec.input_shape}, "
             f"K={spec.num_candidates}, opset {spec.opset}, sha256 {metadata.onnx_sha256[:16]}; "

@@ -13,6 +13,7 @@ import numpy as np
 
 from edm_ros.errors import EDMError
 from edm_ros.matcher import EDMMatcher, MatchResult
+from edm_ros.model.checkpoint import RANDOM_WEIGHTS
 from edm_ros.visualization import draw_matches
 
 
@@ -33,8 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edm-match", description=__doc__)
     parser.add_argument("image0", type=Path)
     parser.add_argument("image1", type=Path)
-    weights = parser.add_mutually_exclusive_group(required=True)
-    weights.add_argument("--weights", type=Path, help="EDM checkpoint (official edm_outdoor.ckpt)")
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument(
+        "--weights",
+        type=Path,
+        help="EDM checkpoint (official edm_outdoor.ckpt); default: the package's own weights",
+    )
     weights.add_argument(
         "--random-weights",
         action="store_true",
@@ -77,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         image0, image1 = read_grey(args.image0), read_grey(args.image1)
         matcher = EDMMatcher(
-            None if args.random_weights else args.weights,
+            RANDOM_WEIGHTS if args.random_weights else args.weights,
             device=args.device,
             input_size=args.size,
             match_threshold=args.threshold,

@@ -6,6 +6,7 @@ Examples::
     edm-train --config my_run.yaml --device cuda --output-dir runs/indoor
     edm-train --config my_run.yaml --resume runs/indoor/last.ckpt
     edm-train --plot-schedule lr.png --set batch_size=8
+    torchrun --nproc-per-node 4 -m edm_ros.cli.train --config my_run.yaml --device cuda
 
 See docs/training.md for every key.
 """
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from edm_ros.errors import EDMError
+from edm_ros.training.distributed import leave_process_group
 
 if TYPE_CHECKING:
     from edm_ros.training.config import TrainConfig
@@ -97,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EDMError as err:
         print(f"edm-train: {err}", file=sys.stderr)
         return 2
+    finally:
+        leave_process_group()
+    if trainer.group is not None and not trainer.group.is_main:
+        return 0
     if history:
         print(json.dumps(history[-1], indent=1))
     print(f"checkpoints and curves in {trainer.output_dir}")

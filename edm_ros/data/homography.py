@@ -34,13 +34,18 @@ MAX_WARP_DRAWS = 20
 
 @dataclass(frozen=True)
 class WarpRange:
-    """How far each view departs from the shared crop (uniform draws in these ranges)."""
+    """How far each view departs from the shared crop (uniform draws in these ranges).
 
-    max_rotation_deg: float = 25.0  # in-plane rotation of each view
-    scale_range: tuple[float, float] = (0.75, 1.3)  # zoom of each view (>1: closer)
-    max_shift: float = 0.1  # translation of each view, fraction of the crop side
+    Both views are drawn, so the relative change between them spans twice the rotation and
+    shift and the square of the scale range: the defaults give relative in-plane rotations up to
+    ±45° and relative scales from 0.5 to 2, the range a robot camera sees between two frames.
+    """
+
+    max_rotation_deg: float = 22.5  # in-plane rotation of each view
+    scale_range: tuple[float, float] = (0.71, 1.41)  # zoom of each view (>1: closer), log-uniform
+    max_shift: float = 0.2  # translation of each view, fraction of the crop side
     max_perspective: float = 0.15  # each corner moves up to this fraction of the crop side
-    min_overlap: float = 0.35  # fraction of image 0 that must be visible in image 1
+    min_overlap: float = 0.25  # fraction of image 0 that must be visible in image 1
 
     def __post_init__(self) -> None:
         low, high = self.scale_range
@@ -57,14 +62,41 @@ class WarpRange:
 
 @dataclass(frozen=True)
 class PhotometricRange:
-    """Per-view photometric augmentation (uniform draws in these ranges)."""
+    """Per-view photometric augmentation: what differs between two frames of a robot camera.
 
-    brightness: float = 0.15  # additive offset, fraction of the grey range
-    contrast: tuple[float, float] = (0.7, 1.3)  # gain around mid-grey
-    gamma: tuple[float, float] = (0.7, 1.4)
-    max_noise_std: float = 6.0  # Gaussian noise, grey levels
-    blur_probability: float = 0.3
-    max_blur_sigma: float = 1.5  # pixels
+    Each view draws its own values, so the two views of a pair also differ in exposure, blur,
+    noise and compression. Gains and gamma are uniform draws in their ranges, the exposure gain
+    log-uniform; each probability is per view.
+    """
+
+    exposure: tuple[float, float] = (0.5, 2.0)  # multiplicative gain; bright parts saturate
+    brightness: float = 0.1  # additive offset, fraction of the grey range
+    contrast: tuple[float, float] = (0.6, 1.4)  # gain around mid-grey
+    gamma: tuple[float, float] = (0.6, 1.6)
+    vignetting_probability: float = 0.3
+    max_vignetting: float = 0.5  # fraction of the brightness lost in the corners
+    blur_probability: float = 0.25
+    max_blur_sigma: float = 1.5  # Gaussian blur (defocus), pixels
+    motion_blur_probability: float = 0.2
+    max_motion_blur_px: int = 9  # length of a straight motion-blur streak
+    max_noise_std: float = 8.0  # Gaussian sensor noise, grey levels
+    jpeg_probability: float = 0.4
+    jpeg_quality: tuple[int, int] = (30, 95)
+
+    def __post_init__(self) -> None:
+        probabilities = (
+            self.vignetting_probability,
+            self.blur_probability,
+            self.motion_blur_probability,
+            self.jpeg_probability,
+        )
+        if not all(0.0 <= p <= 1.0 for p in probabilities):
+            raise ConfigError(f"probabilities must lie in [0, 1], got {probabilities}")
+        if not 0 < self.exposure[0] <= self.exposure[1] or not self.jpeg_quality[0] >= 1:
+            raise ConfigError(
+                f"need 0 < exposure low <= high and JPEG quality >= 1, got {self.exposure}, "
+                f"{self.jpeg_quality}"
+            )
 
 
 @dataclass(frozen=True)
@@ -105,14 +137,19 @@ def list_images(folder: str | Path, exclude: Sequence[str] = ()) -> list[Path]:
 
 
 def read_grey(path: str | Path) -> np.ndarray:
-    """Read an image file as grey uint8 [H, W].
+    """Read an image file as grey uint8 [H, W], converted as the matcher converts BGR input.
 
     Raises:
         InputError: missing or unreadable file.
     """
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise InputError(f"{path}: missing or not an image OpenCV can read")
+    if image.dtype != np.uint8:
+        image = cv2.convertScaleAbs(image, alpha=255.0 / max(float(image.max()), 1.0))
+    if image.ndim == 3:
+        code = cv2.COLOR_BGR2GRAY if image.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
+        image = cv2.cvtColor(image, code)
     return image
 
 
@@ -137,7 +174,7 @@ def random_view(
     side = float(np.linalg.norm(crop_corners[1] - crop_corners[0]))
     angle = np.deg2rad(rng.uniform(-warp.max_rotation_deg, warp.max_rotation_deg))
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    zoom = rng.uniform(*warp.scale_range)
+    zoom = np.exp(rng.uniform(*np.log(warp.scale_range)))
     shift = rng.uniform(-warp.max_shift, warp.max_shift, size=2) * side
     jitter = rng.uniform(-warp.max_perspective, warp.max_perspective, size=(4, 2)) * side
     corners = (crop_corners - centre) @ rotation.T / zoom + centre + shift + jitter
@@ -170,16 +207,60 @@ def render_view(
 def photometric_augmentation(
     image: np.ndarray, rng: np.random.Generator, photometric: PhotometricRange
 ) -> np.ndarray:
-    """Random brightness, contrast, gamma, blur and noise. [H, W] uint8 -> [H, W] uint8."""
+    """One view's photometric changes, in the order a camera applies them.
+
+    Exposure and vignetting act on the light, then contrast, brightness and gamma on the
+    response, then defocus or motion blur, sensor noise, 8-bit quantisation and JPEG.
+
+    Args:
+        image: [H, W] uint8 grey.
+        rng: random source.
+        photometric: the ranges to draw from.
+
+    Returns:
+        [H, W] uint8 grey.
+    """
     grey = image.astype(np.float32) / 255.0
+    grey *= np.exp(rng.uniform(*np.log(photometric.exposure)))
+    if rng.random() < photometric.vignetting_probability:
+        grey *= _vignetting(grey.shape, rng.uniform(0.0, photometric.max_vignetting))
+    grey = np.clip(grey, 0.0, 1.0)
     grey = np.clip((grey - 0.5) * rng.uniform(*photometric.contrast) + 0.5, 0.0, 1.0)
     grey = np.clip(grey + rng.uniform(-photometric.brightness, photometric.brightness), 0.0, 1.0)
     grey = grey ** rng.uniform(*photometric.gamma)
     if rng.random() < photometric.blur_probability:
         grey = cv2.GaussianBlur(grey, (0, 0), rng.uniform(0.3, photometric.max_blur_sigma))
+    if rng.random() < photometric.motion_blur_probability:
+        length = int(rng.integers(3, max(4, photometric.max_motion_blur_px + 1)))
+        grey = cv2.filter2D(grey, -1, _motion_kernel(length, rng.uniform(0.0, 180.0)))
     noise_std = rng.uniform(0.0, photometric.max_noise_std) / 255.0
     grey = grey + rng.normal(0.0, noise_std, size=grey.shape).astype(np.float32)
-    return np.clip(np.round(grey * 255.0), 0, 255).astype(np.uint8)
+    out = np.clip(np.round(grey * 255.0), 0, 255).astype(np.uint8)
+    if rng.random() < photometric.jpeg_probability:
+        quality = int(rng.integers(photometric.jpeg_quality[0], photometric.jpeg_quality[1] + 1))
+        _, encoded = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        out = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
+    return out
+
+
+def _vignetting(shape: tuple[int, ...], strength: float) -> np.ndarray:
+    """[H, W] gain falling as cos^4-like from 1 at the centre to 1 - strength in the corners."""
+    height, width = shape[:2]
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    radius2 = ((xs - (width - 1) / 2) ** 2 + (ys - (height - 1) / 2) ** 2) / (
+        ((width - 1) / 2) ** 2 + ((height - 1) / 2) ** 2
+    )
+    return 1.0 - strength * radius2**2
+
+
+def _motion_kernel(length: int, angle_deg: float) -> np.ndarray:
+    """A normalised straight streak of ``length`` pixels at ``angle_deg``."""
+    kernel = np.zeros((length, length), np.float32)
+    kernel[length // 2, :] = 1.0
+    centre = ((length - 1) / 2, (length - 1) / 2)
+    rotation = cv2.getRotationMatrix2D(centre, angle_deg, 1.0)
+    kernel = cv2.warpAffine(kernel, rotation, (length, length), flags=cv2.INTER_LINEAR)
+    return kernel / kernel.sum()
 
 
 class HomographyPairGenerator:

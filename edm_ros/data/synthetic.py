@@ -11,7 +11,7 @@ same convention as `edm_ros.geometry.pose.RelativePose`. Distances are metres, i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -20,6 +20,7 @@ import numpy as np
 _NOISE_CELLS_PX = (3, 6, 12, 24, 48)  # multi-scale value noise: one octave per cell size
 _SHAPE_AREA_PX = 5000  # one random shape per this many pixels of texture
 _OCCLUSION_TOLERANCE = 0.02  # relative depth difference still counted as the same surface
+ENDLESS_TILE_PX = 256  # texture tile of the endless room surfaces (mirrored beyond it)
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,113 @@ def default_scene(seed: int = 0) -> tuple[TexturedPlane, ...]:
         _plane((1.1, 0.4, 4.0), -25.0, (320, 256), 0.005, seed + 2),
         _plane((0.2, -0.6, 2.5), 10.0, (224, 160), 0.004, seed + 3),
     )
+
+
+def textured_rectangle(
+    corner_m: np.ndarray,
+    edge_x_m: np.ndarray,
+    edge_y_m: np.ndarray,
+    texture: np.ndarray,
+    bounded: bool = True,
+) -> TexturedPlane:
+    """The rectangle ``corner + a·edge_x + b·edge_y`` (a, b in [0, 1]) covered by ``texture``.
+
+    Args:
+        corner_m: [3] world position of the texture's pixel (0, 0).
+        edge_x_m: [3] world vector along the texture's columns (its whole width).
+        edge_y_m: [3] world vector along its rows (its whole height).
+        texture: uint8 [h, w] grey.
+        bounded: False: the texture repeats mirrored beyond the rectangle (an endless surface).
+    """
+    height, width = texture.shape
+    return TexturedPlane(
+        np.asarray(corner_m, np.float64),
+        np.asarray(edge_x_m, np.float64) / max(width - 1, 1),
+        np.asarray(edge_y_m, np.float64) / max(height - 1, 1),
+        texture,
+        bounded,
+    )
+
+
+def room_scene(
+    rng: np.random.Generator,
+    texture: Callable[[float, float], np.ndarray],
+    texel_at_1m: float,
+) -> tuple[TexturedPlane, ...]:
+    """A room around the world origin: floor, ceiling, four walls and 2-6 boxes on the floor.
+
+    Walls, floor and ceiling are endless planes with mirrored textures, so every view ray from
+    inside hits something; the boxes stand 1.2-7 m ahead at random positions and turns, and give
+    occlusions and depth discontinuities.
+
+    Args:
+        rng: random source.
+        texture: ``texture(width_px, height_px)`` returns a uint8 [height_px, width_px] texture.
+        texel_at_1m: texture resolution, metres per texel on a surface 1 m away; farther surfaces
+            get proportionally coarser textures (about one texel per image pixel).
+
+    Returns:
+        The planes, in the world frame (x right, y down, z forward).
+    """
+    half_width = rng.uniform(1.5, 4.0)
+    floor_y, ceiling_y = rng.uniform(0.6, 1.5), -rng.uniform(1.0, 2.5)
+    far_z, near_z = rng.uniform(5.0, 12.0), -rng.uniform(1.0, 3.0)
+    x, y, z = np.eye(3)
+
+    def endless(corner: np.ndarray, edge_x: np.ndarray, edge_y: np.ndarray) -> TexturedPlane:
+        distance = float(np.linalg.norm(corner + (edge_x + edge_y) / 2))
+        tile = ENDLESS_TILE_PX * texel_at_1m * max(distance, 1.0)  # metres, scaled by distance
+        u, v = edge_x / np.linalg.norm(edge_x), edge_y / np.linalg.norm(edge_y)
+        return textured_rectangle(
+            corner, u * tile, v * tile, texture(ENDLESS_TILE_PX, ENDLESS_TILE_PX), bounded=False
+        )
+
+    planes = [
+        endless(np.array([-half_width, floor_y, 0.5]), x, z),  # floor
+        endless(np.array([-half_width, ceiling_y, 0.5]), x, z),  # ceiling
+        endless(np.array([-half_width, ceiling_y, far_z]), x, y),  # far wall
+        endless(np.array([-half_width, ceiling_y, near_z]), x, y),  # wall behind the start
+        endless(np.array([-half_width, ceiling_y, 0.0]), z, y),  # left wall
+        endless(np.array([half_width, ceiling_y, 0.0]), z, y),  # right wall
+    ]
+    for _ in range(int(rng.integers(2, 7))):
+        planes += _box(rng, texture, texel_at_1m, half_width, floor_y, min(7.0, far_z - 1.0))
+    return tuple(planes)
+
+
+def _box(
+    rng: np.random.Generator,
+    texture: Callable[[float, float], np.ndarray],
+    texel_at_1m: float,
+    half_width: float,
+    floor_y: float,
+    max_z: float,
+) -> list[TexturedPlane]:
+    """The four sides and the top of a box standing on the floor, each with its own texture."""
+    size = rng.uniform([0.3, 0.2, 0.3], [1.4, min(1.6, floor_y + 0.8), 1.4])  # width, height, depth
+    centre = np.array(
+        [rng.uniform(-half_width + 0.5, half_width - 0.5), floor_y, rng.uniform(1.2, max_z)]
+    )
+    yaw = rng.uniform(-np.pi / 3, np.pi / 3)
+    along = np.array([np.cos(yaw), 0.0, -np.sin(yaw)]) * size[0]
+    across = np.array([np.sin(yaw), 0.0, np.cos(yaw)]) * size[2]
+    up = np.array([0.0, -size[1], 0.0])
+    base = centre - along / 2 - across / 2  # a bottom corner
+    faces = [
+        (base + up, along, -up),  # front: corner at the top, rows running down
+        (base + across + up, along, -up),  # back
+        (base + up, across, -up),  # one side
+        (base + along + up, across, -up),  # the other side
+        (base + up, along, across),  # top
+    ]
+    planes = []
+    for corner, edge_x, edge_y in faces:
+        width_m, height_m = float(np.linalg.norm(edge_x)), float(np.linalg.norm(edge_y))
+        texel = texel_at_1m * max(float(np.linalg.norm(corner)), 1.0)
+        columns = max(8, min(1024, round(width_m / texel)))
+        rows = max(8, min(1024, round(height_m / texel)))
+        planes.append(textured_rectangle(corner, edge_x, edge_y, texture(columns, rows)))
+    return planes
 
 
 def render_view(

@@ -177,13 +177,13 @@ def build_matcher(name: str, edm: EDMOptions | None = None) -> NamedMatcher:
 
     Args:
         name: "edm", "sift" or "orb".
-        edm: EDM's options (weights, device, input size ...); required for "edm".
+        edm: EDM's options (weights, device, input size ...); None = the defaults.
 
     Returns:
         The matcher and its labels.
 
     Raises:
-        ConfigError: unknown name, or "edm" without options.
+        ConfigError: unknown name.
         CheckpointError: EDM weights that cannot be loaded.
     """
     if name in ("sift", "orb"):
@@ -191,8 +191,7 @@ def build_matcher(name: str, edm: EDMOptions | None = None) -> NamedMatcher:
         return NamedMatcher(name, matcher, matcher.description, random_weights=False)
     if name != "edm":
         raise ConfigError(f"matcher {name!r} unknown; expected one of {get_args(MatcherName)}")
-    if edm is None:
-        raise ConfigError("matcher 'edm' needs EDMOptions (at least the weights path)")
+    edm = edm or EDMOptions()
     model = EDMMatcher(
         edm.weights,
         device=edm.device,

@@ -32,6 +32,31 @@ FLOW_KEYS = frozenset(
 )
 
 
+#: Passed as ``weights``: a seeded random initialisation (tests, plumbing), never a default.
+RANDOM_WEIGHTS = "random"
+#: The package's own weights (trained with edm-train; card: docs/weights.md), used by default.
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "edm_ros_v1.ckpt"
+
+
+def resolve_weights(weights: str | Path | None) -> Path | None:
+    """The weights file to load: ``None`` is the shipped file, ``"random"`` is no file (None).
+
+    Raises:
+        CheckpointError: ``None`` given but the shipped file is not installed.
+    """
+    if weights is None:
+        if not SHIPPED_WEIGHTS.is_file():
+            raise CheckpointError(
+                f"the package's weights are not installed ({SHIPPED_WEIGHTS} is missing); pass a "
+                "checkpoint (official edm_outdoor.ckpt: README, 'Weights') or "
+                f"{RANDOM_WEIGHTS!r} for random weights"
+            )
+        return SHIPPED_WEIGHTS
+    if str(weights) == RANDOM_WEIGHTS:
+        return None
+    return Path(weights)
+
+
 class Checkpoint(NamedTuple):
     """What a weights file holds."""
 

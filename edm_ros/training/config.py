@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from edm_ros.data.homography import PhotometricRange, WarpRange
+from edm_ros.data.parallax import MotionRange
 from edm_ros.errors import ConfigError
 from edm_ros.model.config import check_network_size
 from edm_ros.training.losses import LossConfig
@@ -35,6 +37,10 @@ class TrainConfig:
     data: DataKind = "homography"
     images: str | None = None  # homography: folder of source images; None = procedural textures
     exclude_images: tuple[str, ...] = ()  # sub-folders of `images` held aside (validation views)
+    parallax_fraction: float = 0.0  # homography data: share of batches rendered from 3D rooms
+    warp: WarpRange = field(default_factory=WarpRange)  # homography views
+    photometric: PhotometricRange = field(default_factory=PhotometricRange)  # per view, both kinds
+    motion: MotionRange = field(default_factory=MotionRange)  # camera poses of the 3D rooms
     data_root: str | None = None  # megadepth/scannet: LoFTR data folder (data/megadepth, ...)
     scene_list: str | None = None  # megadepth/scannet: file of scene-info names; None = all
     image_size: tuple[int, int] = (832, 832)  # network input (official TRAIN_RES 832)
@@ -42,7 +48,9 @@ class TrainConfig:
     pairs_per_scene: int = 100  # megadepth/scannet: scene-balanced draws per scene and epoch
     min_overlap: float = 0.0  # megadepth: minimum covisibility score of a pair (official 0.0)
     # Validation after every epoch
-    validation: str | None = None  # dataset folder (HPatches, pairs_gt.json, ...); None = held-out
+    validation: tuple[
+        str, ...
+    ] = ()  # dataset folders (HPatches, pairs_gt.json, ...); () = held-out
     validation_pairs: int = 32  # held-out generated pairs, or the first N pairs of the dataset
     validation_size: tuple[int, int] | None = None  # dataset validation input; None = image_size
     match_threshold: float = 0.2  # coarse threshold of the final matches in validation
@@ -65,6 +73,8 @@ class TrainConfig:
     progress: bool = True  # progress bar (tqdm) on stderr
 
     def __post_init__(self) -> None:
+        if isinstance(self.validation, str):  # one folder given where a list is expected
+            object.__setattr__(self, "validation", (self.validation,))
         check_network_size(self.image_size)
         if self.validation_size is not None:
             check_network_size(self.validation_size)
@@ -88,6 +98,8 @@ class TrainConfig:
                 f"topk_ratio must be in (0, 1] and match_threshold in [0, 1], got "
                 f"{self.topk_ratio}, {self.match_threshold}"
             )
+        if not 0.0 <= self.parallax_fraction <= 1.0:
+            raise ConfigError(f"parallax_fraction must be in [0, 1], got {self.parallax_fraction}")
         if self.data != "homography" and self.data_root is None:
             raise ConfigError(f"data {self.data!r} needs data_root (the LoFTR data folder)")
 
@@ -196,6 +208,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             )
         return value
     if origin is tuple:
+        if isinstance(value, str) and arguments == (str, Ellipsis):
+            value = [value]  # one name where a list of names is expected
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list of values, got {value!r}")
         element = arguments[0]

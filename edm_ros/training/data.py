@@ -2,7 +2,8 @@
 
 A batch is one of two typed records, by the kind of ground truth it carries:
 :class:`HomographyBatch` (synthetic pairs: exact homography and valid masks) or
-:class:`DepthBatch` (MegaDepth/ScanNet: depth, intrinsics, relative pose; see ``loftr_data``).
+:class:`DepthBatch` (rendered rooms, MegaDepth/ScanNet: depth, intrinsics, relative pose; see
+``loftr_data`` for the latter).
 torch's default collate stacks these NamedTuples field by field. :func:`ground_truth` turns either
 into the coarse ground truth of :mod:`edm_ros.training.supervision`.
 
@@ -20,6 +21,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from edm_ros.data.homography import HomographyPairGenerator, WarpedPair
+from edm_ros.data.parallax import ParallaxPairGenerator
+from edm_ros.data.synthetic import SyntheticPair
 from edm_ros.model.config import COARSE_STRIDE
 from edm_ros.training.supervision import (
     CoarseTruth,
@@ -90,16 +93,48 @@ def homography_sample(pair: WarpedPair) -> HomographyBatch:
     )
 
 
-class HomographyPairDataset(Dataset):
-    """``length`` random homography pairs per epoch, reproducible from (seed, stream, epoch)."""
+def depth_sample(pair: SyntheticPair) -> DepthBatch:
+    """One rendered :class:`SyntheticPair` as an un-batched DepthBatch (no leading B axis)."""
+    T_0to1 = np.eye(4)
+    T_0to1[:3, :3] = pair.rotation.T  # camera 1 in camera 0 -> X_cam1 = R^T (X_cam0 - t)
+    T_0to1[:3, 3] = -pair.rotation.T @ pair.translation
+    return DepthBatch(
+        image0=torch.from_numpy(pair.image0).float()[None] / 255.0,
+        image1=torch.from_numpy(pair.image1).float()[None] / 255.0,
+        depth0=torch.from_numpy(np.where(np.isfinite(pair.depth0), pair.depth0, 0.0)).float(),
+        depth1=torch.from_numpy(np.where(np.isfinite(pair.depth1), pair.depth1, 0.0)).float(),
+        K0=torch.from_numpy(pair.K.copy()),
+        K1=torch.from_numpy(pair.K.copy()),
+        T_0to1=torch.from_numpy(T_0to1),
+    )
+
+
+class SyntheticPairDataset(Dataset):
+    """``length`` random pairs per epoch, reproducible from (seed, stream, epoch, index).
+
+    Homography pairs, and for a ``parallax_fraction`` of the batches pairs of rendered 3D rooms
+    (depth + pose ground truth). The kind is drawn per batch of ``batch_size`` consecutive
+    indices, so that a batch (read in order, as the training loop does) holds one kind and
+    collates.
+    """
 
     def __init__(
-        self, generator: HomographyPairGenerator, length: int, seed: int, stream: int = TRAIN_STREAM
+        self,
+        homographies: HomographyPairGenerator,
+        length: int,
+        seed: int,
+        stream: int = TRAIN_STREAM,
+        rooms: ParallaxPairGenerator | None = None,
+        parallax_fraction: float = 0.0,
+        batch_size: int = 1,
     ) -> None:
-        self.generator = generator
+        self.homographies = homographies
+        self.rooms = rooms
+        self.parallax_fraction = parallax_fraction if rooms is not None else 0.0
         self.length = length
         self.seed = seed
         self.stream = stream
+        self.batch_size = batch_size
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -109,6 +144,17 @@ class HomographyPairDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> HomographyBatch:
+    def is_parallax(self, index: int) -> bool:
+        """Whether the pair at ``index`` is a rendered room (the same for its whole batch)."""
+        if self.parallax_fraction <= 0.0:
+            return False
+        batch = index // self.batch_size
+        draw = np.random.default_rng([self.seed, self.stream, self.epoch, batch, 1]).random()
+        return bool(draw < self.parallax_fraction)
+
+    def __getitem__(self, index: int) -> PairBatch:
         rng = np.random.default_rng([self.seed, self.stream, self.epoch, index])
-        return homography_sample(self.generator.sample(rng))
+        if self.is_parallax(index):
+            assert self.rooms is not None
+            return depth_sample(self.rooms.sample(rng))
+        return homography_sample(self.homographies.sample(rng))

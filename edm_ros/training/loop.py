@@ -16,11 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from edm_ros.backends.pytorch import resolve_device
 from edm_ros.data.homography import HomographyPairGenerator, list_images
+from edm_ros.data.parallax import ParallaxPairGenerator
 from edm_ros.errors import ConfigError
 from edm_ros.model.edm import EDM
 from edm_ros.training.checkpointing import (
@@ -30,10 +33,16 @@ from edm_ros.training.checkpointing import (
     save_checkpoint,
 )
 from edm_ros.training.config import TrainConfig
-from edm_ros.training.data import VALIDATION_STREAM, HomographyPairDataset, batch_to
+from edm_ros.training.data import (
+    TRAIN_STREAM,
+    VALIDATION_STREAM,
+    SyntheticPairDataset,
+    batch_to,
+)
+from edm_ros.training.distributed import join_process_group
 from edm_ros.training.losses import RealNVP
 from edm_ros.training.schedule import learning_rate
-from edm_ros.training.step import training_losses
+from edm_ros.training.step import TrainingModel
 from edm_ros.training.validation import evaluate_held_out, evaluate_saved_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -47,16 +56,28 @@ def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
     held_out: Dataset | None = None
     if config.data == "homography":
         sources = list_images(config.images, config.exclude_images) if config.images else None
-        generator = HomographyPairGenerator(sources, config.image_size)
-        train = HomographyPairDataset(generator, config.pairs_per_epoch, config.seed)
-        held_out = HomographyPairDataset(
-            generator, config.validation_pairs, config.seed, stream=VALIDATION_STREAM
-        )
+        size, photometric = config.image_size, config.photometric
+        homographies = HomographyPairGenerator(sources, size, config.warp, photometric)
+        rooms = ParallaxPairGenerator(sources, size, config.motion, photometric)
+
+        def pairs(length: int, stream: int) -> SyntheticPairDataset:
+            return SyntheticPairDataset(
+                homographies,
+                length,
+                config.seed,
+                stream,
+                rooms,
+                config.parallax_fraction,
+                config.batch_size,
+            )
+
+        train = pairs(config.pairs_per_epoch, TRAIN_STREAM)
+        held_out = pairs(config.validation_pairs, VALIDATION_STREAM)
     else:
         from edm_ros.training.loftr_data import loftr_training_set
 
         train = loftr_training_set(config)
-    return train, (held_out if config.validation is None else None)
+    return train, (None if config.validation else held_out)
 
 
 def steps_in_epoch(num_pairs: int, batch_size: int) -> int:
@@ -82,7 +103,10 @@ class Trainer:
             epoch and step); its config is not read, ``config`` applies.
         """
         self.config = config
-        self.device = resolve_device(config.device)
+        self.group = join_process_group(config.device)  # None unless started by torchrun
+        self.device = resolve_device(
+            self.group.device(config.device) if self.group else config.device
+        )
         with torch.random.fork_rng(devices=[]):  # seeded init, caller's random state untouched
             torch.manual_seed(config.seed)
             self.model = EDM(topk_ratio=config.topk_ratio).to(self.device)
@@ -93,6 +117,17 @@ class Trainer:
                 "initial weights %s (flow %s)",
                 config.init_weights,
                 "loaded" if flow_found else "not in the file, fresh",
+            )
+        self.training_model = TrainingModel(self.model, self.flow, config.loss, config.pad_num)
+        self.step_module: torch.nn.Module = self.training_model
+        if self.group is not None:
+            if self.device.type == "cuda":
+                torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            # The flow gets no gradient in a batch without fine supervision.
+            self.step_module = DistributedDataParallel(
+                self.training_model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=True,
             )
         parameters = [*self.model.parameters(), *self.flow.parameters()]
         self.optimizer = torch.optim.AdamW(
@@ -127,13 +162,18 @@ class Trainer:
         deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
         for epoch in range(self.state.epoch, self.config.epochs):
             record = self.train_epoch(epoch, deadline)
-            record.update(self.validate())
+            main = self.group is None or self.group.is_main
+            if main:
+                record.update(self.validate())
             self.state = TrainingState(
                 epoch + 1, self.state.global_step, [*self.state.history, record]
             )
-            self._save(record)
-            logger.info("epoch %d: %s", epoch, _format(record))
-            if deadline is not None and time.monotonic() >= deadline:
+            if main:
+                self._save(record)
+                logger.info("epoch %d: %s", epoch, _format(record))
+            if self.group is not None:
+                self.group.barrier()
+            if self._past(deadline):
                 break
         return self.state.history
 
@@ -152,18 +192,37 @@ class Trainer:
             for name, value in zip(sums, losses):
                 sums[name] += value
             bar.update(self.state.global_step, lr, losses)
-            if deadline is not None and time.monotonic() >= deadline:
+            if self._past(deadline):
                 break
         bar.close()
         record: dict[str, Any] = {name: value / max(steps, 1) for name, value in sums.items()}
         record.update(epoch=epoch, steps=steps, lr=lr, seconds=time.monotonic() - start)
         return record
 
+    def _past(self, deadline: float | None) -> bool:
+        """Whether the time budget is spent (decided together by all processes of a job)."""
+        past = deadline is not None and time.monotonic() >= deadline
+        return self.group.any(past, self.device) if self.group is not None else past
+
     def _batches(self) -> Iterator[Any]:
+        # Pairs are already random draws: no shuffling, the order is part of reproducibility.
+        # Under torchrun each process reads every world_size-th pair of each step's batch.
+        sampler = None
+        batch_size = self.config.batch_size
+        if self.group is not None:
+            sampler = DistributedSampler(
+                self.train_set,  # type: ignore[arg-type]
+                num_replicas=self.group.world_size,
+                rank=self.group.rank,
+                shuffle=False,
+                drop_last=True,
+            )
+            batch_size = self.group.share_of(batch_size)
         loader = DataLoader(
             self.train_set,
-            batch_size=self.config.batch_size,
-            shuffle=False,  # pairs are already random draws; order is part of reproducibility
+            batch_size=batch_size,
+            shuffle=False,
+            sampler=sampler,
             num_workers=self.config.num_workers,
             drop_last=True,
         )
@@ -177,14 +236,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.padding_generator.manual_seed(self.config.seed * 1_000_003 + step)
-        output = training_losses(
-            self.model,
-            self.flow,
-            batch,
-            self.config.loss,
-            self.config.pad_num,
-            self.padding_generator,
-        )
+        output = self.step_module(batch, self.padding_generator)
         self.optimizer.zero_grad(set_to_none=True)
         output.losses.total.backward()
         parameters = [*self.model.parameters(), *self.flow.parameters()]
@@ -201,15 +253,19 @@ class Trainer:
                 self.model, loader, self.device, self.config.match_threshold
             ).as_dict()
         else:
-            assert self.config.validation is not None
             path = self.save_weights(self.output_dir / "validation_weights.ckpt")
-            metrics = evaluate_saved_checkpoint(
-                path,
-                Path(self.config.validation),
-                self.config.validation_size or self.config.image_size,
-                str(self.device),
-                self.config.validation_pairs,
-            )
+            size = self.config.validation_size or self.config.image_size
+            results = {
+                Path(folder).name: evaluate_saved_checkpoint(
+                    path, Path(folder), size, str(self.device), self.config.validation_pairs
+                )
+                for folder in self.config.validation
+            }
+            if len(results) == 1:
+                metrics = next(iter(results.values()))
+            else:  # several sets: per-set keys, and their mean AUC@10 picks the best checkpoint
+                metrics = {f"{s}_{k}": v for s, found in results.items() for k, v in found.items()}
+                metrics["auc@10"] = float(np.mean([found["auc@10"] for found in results.values()]))
         return {f"val_{name}": value for name, value in metrics.items()}
 
     def save_weights(self, path: Path) -> Path:

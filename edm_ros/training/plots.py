@@ -62,7 +62,12 @@ def plot_learning_curve(history: Sequence[dict[str, Any]], path: str | Path) -> 
     losses.legend(fontsize=8)
     # Fractions in [0, 1] share the right axis; counts would squash them.
     metric_keys = sorted(
-        {k for r in history for k in r if k.startswith("val_")} - {"val_matches_per_pair"}
+        {
+            k
+            for r in history
+            for k in r
+            if k.startswith("val_") and not k.endswith("matches_per_pair")
+        }
     )
     for key in metric_keys:
         validation.plot(epochs, [r.get(key, float("nan")) for r in history], marker="o", label=key)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+from torch import nn
 
 from edm_ros.model.config import COARSE_STRIDE, num_candidates
 from edm_ros.model.edm import EDM, dual_softmax, select_top_k, stack_pairs
@@ -82,3 +83,26 @@ def training_losses(
         num_positives=int(positives[0].numel()),
         num_supervised=int(targets.supervised.sum()),
     )
+
+
+class TrainingModel(nn.Module):
+    """The network and the flow as one module whose forward returns a batch's losses.
+
+    This is the module DistributedDataParallel wraps for multi-GPU training (its forward is
+    where gradient averaging is prepared); single-process training calls it the same way.
+    """
+
+    def __init__(
+        self, model: EDM, flow: RealNVP, loss_config: LossConfig, pad_num: int = TRAIN_PAD_NUM
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.flow = flow
+        self.loss_config = loss_config
+        self.pad_num = pad_num
+
+    def forward(self, batch: PairBatch, generator: torch.Generator | None = None) -> StepOutput:
+        """:func:`training_losses` of ``batch`` (train mode expected)."""
+        return training_losses(
+            self.model, self.flow, batch, self.loss_config, self.pad_num, generator
+        )

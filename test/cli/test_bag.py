@@ -115,7 +115,9 @@ def test_bad_options_are_explained(euroc_bag, tmp_path, capsys) -> None:
     assert main(["match", str(bag), "--left", "/cam0/image_raw", "--matcher", "sift",
                  "--out", out]) == 2  # fmt: skip
     assert "either --left and --right" in capsys.readouterr().err
-    assert main(["match", str(bag), "--topic", "/cam0/image_raw", "--out", out]) == 2
-    assert "needs --weights" in capsys.readouterr().err
+    missing = tmp_path / "edm.ckpt"
+    assert main(["match", str(bag), "--topic", "/cam0/image_raw", "--weights", str(missing),
+                 "--out", out]) == 2  # fmt: skip
+    assert "no such weights file" in capsys.readouterr().err
     assert main(["play", str(bag), "--remap", "/cam0/image_raw"]) == 2
     assert "--remap expects FROM:=TO" in capsys.readouterr().err

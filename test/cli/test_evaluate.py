@@ -1,26 +1,28 @@
-"""edm-eval end to end: baselines by default, EDM with the random test weights, clear errors."""
+"""edm-eval end to end: EDM with the shipped weights beside the baselines, clear errors."""
 
 from __future__ import annotations
 
 import json
 
-from edm_ros.cli.evaluate import NO_WEIGHTS_NOTE, main
+from edm_ros.cli.evaluate import main
 
 
-def test_default_run_evaluates_the_baselines_and_explains_edm(data_dir, tmp_path, capsys) -> None:
+def test_default_run_evaluates_edm_with_the_shipped_weights_and_the_baselines(
+    data_dir, tmp_path
+) -> None:
     out = tmp_path / "report"
     status = main([str(data_dir / "euroc_v101_micro_stereo"), str(data_dir / "hpatches_v_graffiti"),
                    "--max-pairs", "1", "--no-latency", "--no-progress", "--visualize", "0",
                    "--out", str(out)])  # fmt: skip
     assert status == 0
-    assert NO_WEIGHTS_NOTE in capsys.readouterr().err
     text = (out / "report.md").read_text()
-    assert NO_WEIGHTS_NOTE in text and "RANDOM" not in text
+    assert "the package's weights" in text and "edm_ros_v1.ckpt" in text and "RANDOM" not in text
     assert "## euroc_v101_micro_stereo (stereo rig, relative pose, 1 pairs)" in text
     assert "## hpatches_v_graffiti (homography, 1 pairs)" in text
     results = json.loads((out / "results.json").read_text())
     assert [(e["dataset"], e["matcher"]) for e in results["evaluations"]] == [
-        ("euroc_v101_micro_stereo", "sift"), ("euroc_v101_micro_stereo", "orb"),
+        ("euroc_v101_micro_stereo", "edm"), ("euroc_v101_micro_stereo", "sift"),
+        ("euroc_v101_micro_stereo", "orb"), ("hpatches_v_graffiti", "edm"),
         ("hpatches_v_graffiti", "sift"), ("hpatches_v_graffiti", "orb"),
     ]  # fmt: skip
 
@@ -43,8 +45,9 @@ def test_edm_with_random_weights_reports_so_with_latency_tables(
     assert (out / "figures" / "matches_scannet1500_sample_0_edm.png").is_file()
 
 
-def test_edm_without_weights_and_missing_data_are_explained(tmp_path, capsys) -> None:
-    assert main([str(tmp_path), "--matchers", "edm", "--out", str(tmp_path / "r")]) == 2
-    assert "matcher 'edm' needs --weights" in capsys.readouterr().err
+def test_missing_weights_and_missing_data_are_explained(data_dir, tmp_path, capsys) -> None:
+    missing, graffiti = tmp_path / "edm.ckpt", data_dir / "hpatches_v_graffiti"
+    assert main([str(graffiti), "--weights", str(missing), "--out", str(tmp_path / "r")]) == 2
+    assert f"{missing}: no such weights file" in capsys.readouterr().err
     assert main([str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "no dataset found" in capsys.readouterr().err

@@ -25,7 +25,7 @@ def test_export_writes_graph_and_sidecar_and_verifies_against_pytorch(tmp_path, 
     sidecar = json.loads((tmp_path / "edm.onnx.json").read_text())
     assert sidecar["num_candidates"] == 40 and sidecar["batch_size"] == 2
     assert (sidecar["match_threshold"], sidecar["border_px"]) == (0.05, 16)
-    assert sidecar["weights_source"] == "random weights (seed 0)"
+    assert sidecar["weights_source"].startswith("RANDOM weights (seed 0)")
 
 
 def test_impossible_k_fails_with_one_clear_line(tmp_path, capsys):

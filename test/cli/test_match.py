@@ -55,10 +55,15 @@ def test_edm_match_reports_bad_files_without_a_traceback(pair_files, tmp_path, c
     assert "cannot read this file as an image" in capsys.readouterr().err
 
 
-def test_edm_match_requires_a_weights_choice(pair_files):
+def test_edm_match_uses_the_shipped_weights_by_default(pair_files, tmp_path, capsys):
     _, (image0, image1) = pair_files
-    with pytest.raises(SystemExit):
-        main([str(image0), str(image1)])
+    assert (
+        main([str(image0), str(image1), "--size", "160x128", "--out", str(tmp_path / "m.png")]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "weights: the package's weights" in out and "edm_ros_v1.ckpt" in out
+    with pytest.raises(SystemExit):  # one weights choice at most
+        main([str(image0), str(image1), "--random-weights", "--weights", "w.ckpt"])
 
 
 def test_bench_reports_stages_memory_and_coarse_comparison(tmp_path):
@@ -73,4 +78,4 @@ def test_bench_reports_stages_memory_and_coarse_comparison(tmp_path):
     first = reports[0]
     assert set(first["stages_ms"]) == {"backbone", "cim", "coarse", "fine"}
     assert first["peak_rss_mb"] > 0 and first["same_top_k"] == 1.0
-    assert "RANDOM weights" in first["weights"]
+    assert "the package's weights" in first["weights"]

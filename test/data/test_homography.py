@@ -108,3 +108,38 @@ def test_invalid_ranges_are_rejected():
         WarpRange(min_overlap=1.0)
     with pytest.raises(ConfigError, match="at least 16x16"):
         HomographyPairGenerator(None, (8, 8))
+
+
+def test_each_photometric_change_can_be_forced_and_keeps_the_image_usable():
+    image = cv2.resize(np.arange(256, dtype=np.uint8).reshape(16, 16), (64, 64))
+    always = PhotometricRange(
+        vignetting_probability=1.0,
+        blur_probability=1.0,
+        motion_blur_probability=1.0,
+        jpeg_probability=1.0,
+        jpeg_quality=(30, 30),
+    )
+    out = photometric_augmentation(image, np.random.default_rng(1), always)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    assert np.corrcoef(out.ravel(), image.ravel())[0, 1] > 0.7
+    darker = PhotometricRange(exposure=(0.5, 0.5), brightness=0.0, contrast=(1, 1), gamma=(1, 1))
+    dark = photometric_augmentation(image, np.random.default_rng(1), darker)
+    assert abs(dark.astype(float).mean() - image.mean() / 2) < 3.0
+
+
+def test_relative_scale_and_rotation_reach_the_robot_range():
+    generator = HomographyPairGenerator(None, SIZE, photometric=None)
+    scales, angles = [], []
+    for seed in range(40):
+        H = generator.sample(np.random.default_rng(seed)).H_0to1
+        scales.append(np.sqrt(abs(np.linalg.det(H[:2, :2]))))
+        angles.append(np.degrees(np.arctan2(H[1, 0] - H[0, 1], H[0, 0] + H[1, 1])))
+    assert min(scales) < 0.75 and max(scales) > 1.35
+    assert max(np.abs(angles)) > 25.0
+
+
+def test_held_aside_sub_folders_are_left_out(tmp_path):
+    for name in ("a/0.png", "held/1.png"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(tmp_path / name), np.zeros((20, 20), np.uint8))
+    assert [p.name for p in list_images(tmp_path, exclude=["held"])] == ["0.png"]
