@@ -9,6 +9,7 @@ an API NumPy 2 removed). The matcher then gets one grey uint8 image (:func:`grey
 
 from __future__ import annotations
 
+import array
 import functools
 from dataclasses import replace
 from typing import Any
@@ -127,7 +128,7 @@ def numpy_to_image(
     padded[:, : rows.shape[1]] = rows
     msg = Image(height=height, width=width, encoding=encoding, step=padded.shape[1])
     msg.is_bigendian = int(big_endian)
-    msg.data = padded.tobytes()
+    msg.data = uint8_sequence(padded)
     if header is not None:
         msg.header = header
     return msg
@@ -305,6 +306,31 @@ def header_of(stamped: Stamped) -> Header:
     return Header(stamp=Time(sec=seconds, nanosec=nanoseconds), frame_id=stamped.frame_id)
 
 
+def float32_sequence(values: np.ndarray) -> array.array:
+    """A ``float32[]`` field value that every distro's generated code accepts, in one copy.
+
+    Humble's message classes (and Jazzy/Kilted's with ``ROS_PYTHON_CHECK_FIELDS=1``) reject numpy
+    arrays for sequence fields; an ``array.array('f')`` is taken as it is.
+
+    Args:
+        values: Any shape (flattened in C order), converted to float32.
+    """
+    sequence = array.array("f")
+    sequence.frombytes(np.ascontiguousarray(values, np.float32).tobytes())
+    return sequence
+
+
+def uint8_sequence(values: np.ndarray) -> array.array:
+    """A ``uint8[]`` field value every distro accepts (``array.array('B')``), in one copy.
+
+    Args:
+        values: Any shape (flattened in C order); bools become 0/1.
+    """
+    sequence = array.array("B")
+    sequence.frombytes(np.ascontiguousarray(values, np.uint8).tobytes())
+    return sequence
+
+
 def match_array_from_result(
     result: MatchResult, mode: str, reference: Stamped, current: Stamped,
     inlier_mask: np.ndarray | None,
@@ -324,12 +350,12 @@ def match_array_from_result(
     msg = MatchArray(header=header_of(current), reference_header=header_of(reference), mode=mode)
     msg.width, msg.height = (int(v) for v in result.image1_size)
     msg.reference_width, msg.reference_height = (int(v) for v in result.image0_size)
-    msg.keypoints0 = np.ascontiguousarray(result.keypoints0, np.float32).reshape(-1)
-    msg.keypoints1 = np.ascontiguousarray(result.keypoints1, np.float32).reshape(-1)
-    msg.confidence = np.ascontiguousarray(result.confidence, np.float32)
-    msg.fine_confidence = np.ascontiguousarray(result.fine_confidence, np.float32)
+    msg.keypoints0 = float32_sequence(result.keypoints0)
+    msg.keypoints1 = float32_sequence(result.keypoints1)
+    msg.confidence = float32_sequence(result.confidence)
+    msg.fine_confidence = float32_sequence(result.fine_confidence)
     if inlier_mask is not None:
-        msg.inlier_mask = np.asarray(inlier_mask, dtype=np.uint8).tobytes()
+        msg.inlier_mask = uint8_sequence(inlier_mask)
     msg.inference_ms = float(result.inference_ms)
     return msg
 

@@ -17,6 +17,9 @@ import yaml
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ["ROS_LOCALHOST_ONLY"] = "1"
 os.environ["ROS_DOMAIN_ID"] = str(10 + os.getpid() % 200)
+# Message classes check field types, as Humble's always do (Jazzy/Kilted only with this set): a
+# numpy array in a sequence field fails here and in the node processes, which inherit it.
+os.environ["ROS_PYTHON_CHECK_FIELDS"] = "1"
 
 import rclpy
 from rclpy.node import Node

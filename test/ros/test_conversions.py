@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import array
+
 import cv2
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from std_msgs.msg import Header
 from edm_ros.errors import InputError
 from edm_ros.geometry.pose import RelativePose
 from edm_ros.matcher import MatchResult
+from edm_ros.msg import MatchArray
 from edm_ros.pipeline import Stamped
 from edm_ros.ros.conversions import (
     camera_from_info,
@@ -206,6 +209,26 @@ def test_match_array_fields(with_mask: bool) -> None:
     np.testing.assert_array_equal(msg.fine_confidence, result.fine_confidence)
     assert list(msg.inlier_mask) == ([1, 0, 1, 1, 0] if with_mask else [])
     assert msg.mode == "stereo" and msg.inference_ms == pytest.approx(12.5)
+
+
+def test_match_array_sequences_pass_the_field_checks_of_humble() -> None:
+    """Humble always checks field types (Jazzy/Kilted with ROS_PYTHON_CHECK_FIELDS=1)."""
+    count = 3000
+    result = MatchResult(
+        RNG.random((count, 2), np.float32) * 60, RNG.random((count, 2), np.float32) * 30,
+        RNG.random(count, np.float32), RNG.random(count, np.float32), (64, 48), (32, 24), 1.0,
+    )  # fmt: skip
+    msg = match_array_from_result(
+        result, "sequential", Stamped(1, "a"), Stamped(2, "a"), RNG.random(count) > 0.5
+    )
+    checked = MatchArray(check_fields=True)
+    for name in ("keypoints0", "keypoints1", "confidence", "fine_confidence", "inlier_mask"):
+        setattr(checked, name, getattr(msg, name))  # raises AssertionError for a numpy array
+        assert type(getattr(checked, name)) is array.array
+    with pytest.raises(AssertionError):
+        checked.confidence = np.zeros(3, np.float32)  # what the check rejects
+    image = numpy_to_image(np.zeros((48, 64), np.uint8), "mono8")
+    Image(check_fields=True).data = image.data
 
 
 @pytest.mark.parametrize("rotation_deg", [(0, 0, 0), (10, -20, 5), (179, 0, 0), (0, 0, -179.9)])
