@@ -312,7 +312,7 @@ def check_values(values: Mapping[str, ParamValue]) -> list[str]:
             "(right P[0,3] = -fx*B); rectify with stereo_image_proc first"
         )
     mounting = values["camera_mounting"]
-    if isinstance(mounting, tuple) and (
+    if isinstance(mounting, (tuple, list)) and (
         len(mounting) != 7 or not all(math.isfinite(v) for v in mounting) or
         not any(mounting[3:])
     ):  # fmt: skip
@@ -332,7 +332,7 @@ def _row_problem(row: Param, value: ParamValue) -> str:
     """One line describing what is wrong with ``value`` for ``row``, or "" when it is fine."""
     expected = type(row.default)
     if expected is tuple:
-        if not (isinstance(value, tuple) and all(type(v) is float for v in value)):
+        if not (isinstance(value, (tuple, list)) and all(type(v) is float for v in value)):
             return f"{row.name}: expected a list of floats, got {value!r} (write 1.0, not 1)"
         return ""
     if type(value) is not expected:  # bool is an int subclass: compare exact types
