@@ -30,8 +30,9 @@ messages: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m edm_ros.cli.demo --out demo_output $(if $(WEIGHTS),--weights $(WEIGHTS))
 
+# ROS_PYTHON_CHECK_FIELDS=1: Jazzy/Kilted messages check field types as Humble's always do.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -rs $(PYTEST_ARGS) test
+	ROS_PYTHON_CHECK_FIELDS=1 $(BIN)/python -m pytest -q -rs $(PYTEST_ARGS) test
 
 bench: $(STAMP)
 	$(BIN)/python -m edm_ros.cli.bench $(if $(WEIGHTS),--weights $(WEIGHTS))

@@ -1,28 +1,38 @@
-"""Stereo or sequential frames in; matches, relative pose and tracking state out. No ROS here.
+"""Stereo or sequential frames in; matches, keyframe-relative pose, odometry and state out. No ROS.
 
-Sequential (monocular) mode matches frame k-1 with frame k and estimates ``T_ref_cur`` with a
-unit translation (the scale is unobservable; the covariance says so). Stereo mode matches, in one
-batched forward, left <-> right of the current frame and previous-left <-> current-left, then
-gives the temporal pose its metric scale by triangulating the left <-> right matches with the
-rectified baseline (right ``P[0, 3] = -fx * B``).
+Every pose is relative to a keyframe, which stays the reference until the keyframe policy
+(`edm_ros.geometry.keyframes`) changes it, so slow motion does not integrate the noise of tiny
+steps. Stereo mode matches, in one batched forward, left <-> right of the current frame and
+keyframe-left <-> current-left, and solves PnP from the keyframe's triangulated left <-> right
+matches (rectified pair, baseline from the right ``P[0, 3] = -fx * B``): metric, and exact for
+standing still or turning in place. Sequential (monocular) mode estimates an essential matrix
+keyframe <-> current with a unit translation (the scale is unobservable; the covariance says so).
 
-"Previous" is the previous frame this pipeline *processed*: a caller that drops frames while busy
-simply gets a longer baseline.
+A frame whose pose fails keeps the keyframe (the next frame is matched against it again) and
+says why; after ``lost_frames_before_restart`` such frames, or on :meth:`MatchingPipeline.reset`,
+tracking restarts from the current frame and the odometry continues from the last tracked pose.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 import numpy as np
 
 from edm_ros.errors import ConfigError, InputError
 from edm_ros.geometry.camera import CameraModel
+from edm_ros.geometry.keyframes import KeyframePolicy, keyframe_reason, median_parallax_px
+from edm_ros.geometry.odometry import OdometryIntegrator, OdometryStep
+from edm_ros.geometry.pnp import MIN_PNP_POINTS, pose_from_points
 from edm_ros.geometry.pose import PoseMethod, RelativePose, relative_pose_from_matches
-from edm_ros.geometry.stereo import metric_pose_from_stereo, stereo_baseline_m
+from edm_ros.geometry.stereo import (
+    StereoPoints,
+    points_at_stereo_depth,
+    triangulate_stereo_points,
+)
 from edm_ros.matcher import MatchResult
 
 PairMode = Literal["stereo", "sequential"]
@@ -94,6 +104,9 @@ class PipelineConfig:
         ransac_confidence: RANSAC confidence in (0, 1).
         min_inliers: Fewer pose inliers: no pose for the frame.
         few_matches_warning: Fewer temporal matches: state FEW_MATCHES (pose still given).
+        keyframe: When the current frame becomes the reference of the next frames.
+        lost_frames_before_restart: Consecutive frames without a pose after which tracking
+            restarts from the current frame; 0 keeps the keyframe until a reset.
     """
 
     mode: PairMode = "sequential"
@@ -102,21 +115,27 @@ class PipelineConfig:
     ransac_confidence: float = 0.99999
     min_inliers: int = 15
     few_matches_warning: int = 50
+    keyframe: KeyframePolicy = field(default_factory=KeyframePolicy)
+    lost_frames_before_restart: int = 10
 
     def __post_init__(self) -> None:
         if self.mode not in ("stereo", "sequential"):
             raise ConfigError(f"mode must be 'stereo' or 'sequential', got {self.mode!r}")
         if self.few_matches_warning < 0:
             raise ConfigError(f"few_matches_warning must be >= 0, got {self.few_matches_warning}")
+        if self.lost_frames_before_restart < 0:
+            raise ConfigError(
+                f"lost_frames_before_restart must be >= 0, got {self.lost_frames_before_restart}"
+            )
 
 
 class TrackingState(enum.Enum):
     """How the last frame went."""
 
-    INITIALISING = "initialising"  # first frame (or after a reset): nothing to compare with yet
+    INITIALISING = "initialising"  # first frame (or a restart): it becomes the keyframe
     OK = "ok"  # pose found
     FEW_MATCHES = "few matches"  # pose found from fewer than few_matches_warning matches
-    LOST = "lost"  # no pose for this frame (reason given)
+    LOST = "lost"  # no pose for this frame (reason given); the keyframe stays
 
 
 @dataclass(frozen=True)
@@ -124,9 +143,9 @@ class PairMatches:
     """The matches of one image pair, ready to publish.
 
     Attributes:
-        mode: "stereo" (left <-> right) or "sequential" (previous <-> current frame).
-        reference: Stamp and frame of image0 (left, or frame k-1).
-        current: Stamp and frame of image1 (right, or frame k).
+        mode: "stereo" (left <-> right) or "sequential" (keyframe <-> current frame).
+        reference: Stamp and frame of image0 (left, or the keyframe).
+        current: Stamp and frame of image1 (right, or the current frame).
         result: The M matches, in original-image pixels.
         inlier_mask: [M] bool inliers of the returned pose, or None when there is no pose.
         images: (image0, image1), the [H, W] uint8 images that were matched (for drawing).
@@ -145,33 +164,56 @@ class PipelineOutput:
     """What one frame produced.
 
     Attributes:
-        pairs: Stereo mode: the left <-> right pair, then the temporal pair (absent on the first
-            frame). Sequential mode: the temporal pair (absent on the first frame).
-        pose: The successful ``T_ref_cur`` (metric in stereo mode), or None.
-        pose_stamp: Stamp of the current image and optical frame of the reference camera (the
-            pose's header), or None with ``pose``.
+        pairs: Stereo mode: the left <-> right pair, then the temporal pair (absent when the
+            frame starts a track). Sequential mode: the temporal pair (absent likewise).
+        pose: ``T_ref_cur`` of the current (left) camera in the keyframe's, metric in stereo
+            mode; a failed estimate (``success=False``) when LOST; None when the frame starts a
+            track (INITIALISING).
+        reference: Stamp and optical frame of the keyframe the pose is relative to (the frame
+            itself when it starts a track).
+        current: Stamp and optical frame of the current (left) image.
         state: Tracking state.
         reason: Why the state is not OK ("" when it is).
         warning: An input problem worth a warning (stamps going backwards), else "".
-        temporal_matches: Number of previous <-> current matches (0 on the first frame).
+        temporal_matches: Number of keyframe <-> current matches (0 when starting a track).
+        keyframe: The current frame is the reference of the next frames.
+        odometry: The camera's pose in the first keyframe's frame and the step since the last
+            tracked frame; None when LOST.
     """
 
     pairs: tuple[PairMatches, ...]
     pose: RelativePose | None
-    pose_stamp: Stamped | None
+    reference: Stamped
+    current: Stamped
     state: TrackingState
     reason: str
     warning: str
     temporal_matches: int
+    keyframe: bool
+    odometry: OdometryStep | None
+
+    @property
+    def tracked(self) -> bool:
+        """A pose was found for this frame."""
+        return self.pose is not None and self.pose.success
 
     @property
     def num_inliers(self) -> int:
         """Inliers of the returned pose (0 without a pose)."""
-        return 0 if self.pose is None else self.pose.num_inliers
+        return self.pose.num_inliers if self.pose is not None and self.pose.success else 0
+
+
+@dataclass(frozen=True)
+class _Keyframe:
+    """The reference of the next frames; in stereo mode with its triangulated stereo matches."""
+
+    frame: MonoFrame | StereoFrame
+    stereo_left_px: np.ndarray | None = None  # [S, 2] left pixels of its left <-> right matches
+    stereo_points: StereoPoints | None = None
 
 
 class MatchingPipeline:
-    """Matches each new frame with the previous one (and left with right in stereo mode)."""
+    """Tracks each new frame against the keyframe (and matches left with right in stereo mode)."""
 
     def __init__(self, matcher: PairMatcher, config: PipelineConfig) -> None:
         """Args:
@@ -181,6 +223,10 @@ class MatchingPipeline:
         self._matcher = matcher
         self.config = config
         self._previous: MonoFrame | StereoFrame | None = None
+        self._keyframe: _Keyframe | None = None
+        self._lost_frames = 0
+        self._odometry = OdometryIntegrator()
+        self._restart_reason = "first frame: it becomes the keyframe"
 
     def update_config(self, config: PipelineConfig) -> None:
         """Use ``config`` from the next frame on (its mode must not change)."""
@@ -188,23 +234,27 @@ class MatchingPipeline:
             raise ConfigError(f"mode cannot change from {self.config.mode} to {config.mode}")
         self.config = config
 
-    def reset(self) -> None:
-        """Forget the previous frame: the next one starts a new sequence."""
+    def reset(self, reason: str = "reset requested") -> None:
+        """Restart tracking: the next frame becomes the keyframe; odometry continues from the
+        last tracked pose."""
+        self._keyframe = None
         self._previous = None
+        self._odometry.restart()
+        self._restart_reason = f"{reason}: this frame becomes the keyframe"
 
     def process(self, frame: MonoFrame | StereoFrame) -> PipelineOutput:
-        """Match ``frame`` with the previous frame and estimate the relative pose.
+        """Match ``frame`` with the keyframe, estimate the relative pose and the odometry.
 
         Args:
             frame: A MonoFrame in sequential mode, a StereoFrame in stereo mode.
 
         Returns:
-            The matches, the pose (or why there is none) and the tracking state.
+            The matches, the pose (or why there is none), the odometry and the tracking state.
 
         Raises:
             InputError: Wrong frame type for the mode, stereo sizes that differ, a stamp equal
-                to the previous one, or an image the matcher rejects. The previous frame is
-                kept, so the next good frame is matched against it.
+                to the previous one, or an image the matcher rejects. The state is kept, so the
+                next good frame is matched against the same keyframe.
         """
         expected = StereoFrame if self.config.mode == "stereo" else MonoFrame
         if not isinstance(frame, expected):
@@ -213,22 +263,17 @@ class MatchingPipeline:
             )
         if isinstance(frame, StereoFrame):
             _check_stereo_sizes(frame)
-        previous, warning = self._previous_for(frame)
-        if isinstance(frame, StereoFrame):
-            assert previous is None or isinstance(previous, StereoFrame)
-            output = self._process_stereo(frame, previous)
-        else:
-            assert previous is None or isinstance(previous, MonoFrame)
-            output = self._process_sequential(frame, previous)
+        warning = self._check_stamp(frame)
+        if warning:
+            self.reset("stamp went backwards")
+        output = self._track(frame) if self._keyframe is not None else self._start(frame)
         self._previous = frame
         return replace(output, warning=warning)
 
-    def _previous_for(
-        self, frame: MonoFrame | StereoFrame
-    ) -> tuple[MonoFrame | StereoFrame | None, str]:
-        """The frame to match against, and a warning when the stamps went backwards."""
+    def _check_stamp(self, frame: MonoFrame | StereoFrame) -> str:
+        """A warning when the stamps went backwards; raises for a repeated stamp."""
         if self._previous is None:
-            return None, ""
+            return ""
         previous_ns, stamp_ns = _stamp_of(self._previous).stamp_ns, _stamp_of(frame).stamp_ns
         if stamp_ns == previous_ns:
             raise InputError(
@@ -236,67 +281,111 @@ class MatchingPipeline:
                 "frames are skipped"
             )
         if stamp_ns < previous_ns:
-            return None, (
+            return (
                 f"stamp went backwards by {(previous_ns - stamp_ns) * 1e-9:.3f} s (bag restarted? "
-                "use_sim_time?); matching restarts from this frame"
+                "use_sim_time?); tracking restarts from this frame"
             )
-        return self._previous, ""
+        return ""
 
-    def _process_sequential(self, frame: MonoFrame, previous: MonoFrame | None) -> PipelineOutput:
-        if previous is None:
-            return _first_frame_output(())
-        (result,) = self._matcher.match_batch([(previous.image, frame.image)])
-        pose = sequential_pose(self.config, result, previous, frame)
-        return self._output(result, pose, previous, frame, (), (previous.image, frame.image))
-
-    def _process_stereo(self, frame: StereoFrame, previous: StereoFrame | None) -> PipelineOutput:
-        pairs = [(frame.left.image, frame.right.image)]
-        if previous is not None:
-            pairs.append((previous.left.image, frame.left.image))
-        results = self._matcher.match_batch(pairs)  # one forward for both pairs
-        stereo_pair = PairMatches(
-            "stereo", frame.left.stamp, frame.right.stamp, results[0], None, pairs[0]
+    def _start(self, frame: MonoFrame | StereoFrame) -> PipelineOutput:
+        """The frame starts a track and becomes the keyframe (stereo: with its stereo matches)."""
+        stamp = _stamp_of(frame)
+        pairs: tuple[PairMatches, ...] = ()
+        stereo = None
+        if isinstance(frame, StereoFrame):
+            (stereo,) = self._matcher.match_batch([(frame.left.image, frame.right.image)])
+            pairs = (_stereo_pair(frame, stereo),)
+        self._set_keyframe(frame, stereo)
+        odometry = self._odometry.start(stamp.stamp_ns)
+        reason, self._restart_reason = self._restart_reason, "restart"
+        return PipelineOutput(
+            pairs, None, stamp, stamp, TrackingState.INITIALISING, reason, "", 0, True, odometry
         )
-        if previous is None:
-            return _first_frame_output((stereo_pair,))
-        pose = stereo_pose(self.config, results[1], results[0], previous, frame)
-        return self._output(results[1], pose, previous.left, frame.left, (stereo_pair,), pairs[1])
 
-    def _output(
-        self,
-        temporal: MatchResult,
-        pose: RelativePose,
-        reference: MonoFrame,
-        current: MonoFrame,
-        leading_pairs: tuple[PairMatches, ...],
-        images: tuple[np.ndarray, np.ndarray],
-    ) -> PipelineOutput:
-        """Output for a frame with a temporal pair: the pose if it succeeded, else why not."""
-        mask = pose.inlier_mask if pose.success else None
+    def _track(self, frame: MonoFrame | StereoFrame) -> PipelineOutput:
+        keyframe = self._keyframe
+        assert keyframe is not None
+        if isinstance(frame, StereoFrame):
+            assert isinstance(keyframe.frame, StereoFrame)
+            reference = keyframe.frame.left
+            pairs = [(frame.left.image, frame.right.image), (reference.image, frame.left.image)]
+            stereo, temporal = self._matcher.match_batch(pairs)  # one forward for both pairs
+            pose = stereo_pose(self.config, temporal, keyframe, frame)
+            leading: tuple[PairMatches, ...] = (_stereo_pair(frame, stereo),)
+            current = frame.left
+        else:
+            assert isinstance(keyframe.frame, MonoFrame)
+            reference, current, leading, stereo = keyframe.frame, frame, (), None
+            (temporal,) = self._matcher.match_batch([(reference.image, frame.image)])
+            pose = sequential_pose(self.config, temporal, reference, frame)
         temporal_pair = PairMatches(
-            "sequential", reference.stamp, current.stamp, temporal, mask, images
-        )
-        num_matches = len(temporal.keypoints0)
+            "sequential", reference.stamp, current.stamp, temporal,
+            pose.inlier_mask if pose.success else None, (reference.image, current.image),
+        )  # fmt: skip
         if not pose.success:
-            state, reason = TrackingState.LOST, f"no pose: {pose.reason}"
-        elif num_matches < self.config.few_matches_warning:
+            return self._lost(frame, pose, (*leading, temporal_pair), reference.stamp)
+        self._lost_frames = 0
+        parallax_px = median_parallax_px(temporal.keypoints0, temporal.keypoints1, pose.inlier_mask)
+        new_keyframe = bool(keyframe_reason(self.config.keyframe, pose, parallax_px))
+        odometry = self._odometry.update(pose, current.stamp.stamp_ns, new_keyframe)
+        if new_keyframe:
+            self._set_keyframe(frame, stereo)
+        state, reason = TrackingState.OK, ""
+        num_matches = len(temporal.keypoints0)
+        if num_matches < self.config.few_matches_warning:
             state = TrackingState.FEW_MATCHES
             reason = (
-                f"{num_matches} matches < few_matches_warning {self.config.few_matches_warning}"
+                f"{num_matches} matches < few_matches_warning {self.config.few_matches_warning:d}"
             )
-        else:
-            state, reason = TrackingState.OK, ""
         return PipelineOutput(
-            pairs=(*leading_pairs, temporal_pair),
-            pose=pose if pose.success else None,
-            pose_stamp=Stamped(current.stamp.stamp_ns, reference.stamp.frame_id)
-            if pose.success
-            else None,
-            state=state,
-            reason=reason,
-            warning="",
-            temporal_matches=num_matches,
-        )
+            (*leading, temporal_pair), pose, reference.stamp, current.stamp, state, reason, "",
+            num_matches, new_keyframe, odometry,
+        )  # fmt: skip
+
+    def _lost(
+        self,
+        frame: MonoFrame | StereoFrame,
+        pose: RelativePose,
+        pairs: tuple[PairMatches, ...],
+        reference: Stamped,
+    ) -> PipelineOutput:
+        """No pose: the keyframe stays, unless too many frames in a row failed (restart)."""
+        self._lost_frames += 1
+        lost_frames, limit = self._lost_frames, self.config.lost_frames_before_restart
+        reason = f"no pose: {pose.reason}"
+        restart = limit > 0 and lost_frames >= limit
+        if restart:
+            reason += f"; {lost_frames} frames lost in a row: tracking restarts from this frame"
+            self._odometry.restart()
+            self._set_keyframe(frame, pairs[0].result if isinstance(frame, StereoFrame) else None)
+            self._odometry.start(_stamp_of(frame).stamp_ns)
+        return PipelineOutput(
+            pairs, pose, reference, _stamp_of(frame), TrackingState.LOST, reason, "",
+            len(pose.inlier_mask), restart, None,
+        )  # fmt: skip
+
+    def _set_keyframe(self, frame: MonoFrame | StereoFrame, stereo: MatchResult | None) -> None:
+        """``frame`` becomes the reference of the next frames (stereo: with its stereo matches)."""
+        if isinstance(frame, StereoFrame) and stereo is not None:
+            self._keyframe = _stereo_keyframe(frame, stereo)
+        else:
+            self._keyframe = _Keyframe(frame)
+        self._lost_frames = 0
+
+
+def _stereo_pair(frame: StereoFrame, stereo: MatchResult) -> PairMatches:
+    images = (frame.left.image, frame.right.image)
+    return PairMatches("stereo", frame.left.stamp, frame.right.stamp, stereo, None, images)
+
+
+def _stereo_keyframe(frame: StereoFrame, stereo: MatchResult) -> _Keyframe:
+    """The frame as keyframe with its triangulated left <-> right matches (none without P)."""
+    if frame.projection_left is None or frame.projection_right is None:
+        return _Keyframe(frame)
+    points = triangulate_stereo_points(
+        stereo.keypoints0, stereo.keypoints1, frame.projection_left, frame.projection_right
+    )
+    return _Keyframe(frame, np.asarray(stereo.keypoints0, np.float64), points)
 
 
 def sequential_pose(
@@ -333,45 +422,45 @@ def sequential_pose(
 
 
 def stereo_pose(
-    config: PipelineConfig,
-    temporal: MatchResult,
-    stereo: MatchResult,
-    previous: StereoFrame,
-    current: StereoFrame,
+    config: PipelineConfig, temporal: MatchResult, keyframe: _Keyframe, current: StereoFrame
 ) -> RelativePose:
-    """Metric ``T_ref_cur`` of the current left camera in the previous left camera frame.
+    """Metric ``T_ref_cur`` of the current left camera in the keyframe's left camera (PnP).
+
+    The keyframe's triangulated left <-> right matches lend their depth to the keyframe side of
+    the temporal matches (`points_at_stereo_depth`); PnP with RANSAC on the current side.
 
     Args:
-        config: RANSAC settings.
-        temporal: Matches previous-left -> current-left.
-        stereo: Matches current-left -> current-right (their depths give the scale).
-        previous: The previous stereo frame.
-        current: The current stereo frame.
+        config: RANSAC threshold, confidence and minimum inliers.
+        temporal: Matches keyframe-left -> current-left.
+        keyframe: The keyframe with its stereo matches.
+        current: The current stereo frame (its rectified left P is the camera of the PnP).
 
     Returns:
-        The metric pose, or ``success=False`` with a reason (no calibration, too few inliers,
-        too little parallax or stereo depth for the scale).
+        The metric pose, or ``success=False`` with a reason (no calibration, too few points with
+        a stereo depth, too few inliers).
     """
-    monocular = sequential_pose(config, temporal, previous.left, current.left)
-    if current.projection_left is None or current.projection_right is None:
-        reason = current.left.camera_problem or current.right.camera_problem or "no stereo P"
-        return RelativePose.failure(
-            f"no metric scale: {reason}", len(temporal.keypoints0), monocular.inlier_mask, True
-        )
-    try:
-        stereo_baseline_m(current.projection_right)
-    except ConfigError as err:
-        return RelativePose.failure(
-            f"no metric scale: {err}", len(temporal.keypoints0), monocular.inlier_mask, True
-        )
-    return metric_pose_from_stereo(
-        monocular,
-        temporal.keypoints0,
+    num_matches = len(temporal.keypoints0)
+    reference = keyframe.frame
+    assert isinstance(reference, StereoFrame)
+    for name, frame in (("keyframe", reference), ("current frame", current)):
+        if frame.projection_left is None or frame.projection_right is None:
+            problem = frame.left.camera_problem or frame.right.camera_problem or "no stereo P"
+            return RelativePose.failure(f"{name}: no stereo calibration ({problem})", num_matches,
+                                        metric=True)  # fmt: skip
+    assert reference.projection_left is not None and current.projection_left is not None
+    if keyframe.stereo_points is None or keyframe.stereo_left_px is None:
+        return RelativePose.failure("keyframe has no stereo depth", num_matches, metric=True)
+    points_ref_m = points_at_stereo_depth(
+        temporal.keypoints0, keyframe.stereo_left_px, keyframe.stereo_points,
+        reference.projection_left,
+    )  # fmt: skip
+    return pose_from_points(
+        points_ref_m,
         temporal.keypoints1,
-        stereo.keypoints0,
-        stereo.keypoints1,
-        current.projection_left,
-        current.projection_right,
+        current.projection_left[:, :3],
+        threshold_px=config.ransac_threshold_px,
+        confidence=config.ransac_confidence,
+        min_inliers=max(config.min_inliers, MIN_PNP_POINTS),
     )
 
 
@@ -389,15 +478,3 @@ def _check_stereo_sizes(frame: StereoFrame) -> None:
             f"left image is {left_w}x{left_h} but right is {right_w}x{right_h}; stereo mode "
             "needs a rectified pair of equal size (stereo_image_proc's image_rect)"
         )
-
-
-def _first_frame_output(pairs: tuple[PairMatches, ...]) -> PipelineOutput:
-    return PipelineOutput(
-        pairs=pairs,
-        pose=None,
-        pose_stamp=None,
-        state=TrackingState.INITIALISING,
-        reason="first frame: the pose needs a previous frame",
-        warning="",
-        temporal_matches=0,
-    )

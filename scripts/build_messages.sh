@@ -21,11 +21,23 @@ npinc=$("$py" -c "import numpy; print(numpy.get_include())")
   "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_core/include#$npinc#g; s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#$pyinc#g"
 
 export AMENT_PREFIX_PATH="$VIRTUAL_ENV" CMAKE_PREFIX_PATH="$VIRTUAL_ENV" PATH="$VIRTUAL_ENV/bin:$PATH"
-cmake -S "$here" -B "$build" -DCMAKE_INSTALL_PREFIX="$VIRTUAL_ENV" -DEDM_ROS_INSTALL_PYTHON=OFF \
+
+# tf2_msgs (what /tf and /tf_static carry) has no PyPI wheel; build it from ../shared/ros2_tools when
+# that folder is there. Without it the node runs with its TF output and /tf_static lookup disabled.
+tf2_source="$here/../shared/ros2_tools/tf2_msgs"
+if [[ -d $tf2_source ]] && ! "$py" -c "import tf2_msgs.msg" 2>/dev/null; then
+  cmake -S "$tf2_source" -B "$build/tf2_msgs" -DCMAKE_INSTALL_PREFIX="$VIRTUAL_ENV" -DBUILD_TESTING=OFF \
+    -DPython3_EXECUTABLE="$py" -DCMAKE_BUILD_TYPE=Release > "$build.tf2_msgs.log" 2>&1 \
+    && cmake --build "$build/tf2_msgs" -j2 >> "$build.tf2_msgs.log" 2>&1 \
+    && cmake --install "$build/tf2_msgs" >> "$build.tf2_msgs.log" 2>&1 \
+    || { tail -50 "$build.tf2_msgs.log"; exit 1; }
+  echo "tf2_msgs installed into $VIRTUAL_ENV"
+fi
+cmake -S "$here" -B "$build/edm_ros" -DCMAKE_INSTALL_PREFIX="$VIRTUAL_ENV" -DEDM_ROS_INSTALL_PYTHON=OFF \
   -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$py" -DCMAKE_BUILD_TYPE=Release > "$build.log" 2>&1 \
   || { cat "$build.log"; exit 1; }
-cmake --build "$build" -j2 >> "$build.log" 2>&1 || { tail -50 "$build.log"; exit 1; }
-cmake --install "$build" >> "$build.log" 2>&1 || { tail -50 "$build.log"; exit 1; }
+cmake --build "$build/edm_ros" -j2 >> "$build.log" 2>&1 || { tail -50 "$build.log"; exit 1; }
+cmake --install "$build/edm_ros" >> "$build.log" 2>&1 || { tail -50 "$build.log"; exit 1; }
 
 # rosidl writes an empty edm_ros/__init__.py; removing it lets the source package (which extends its
 # __path__ with pkgutil) be the regular package while the generated msg modules stay importable.

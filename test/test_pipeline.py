@@ -8,13 +8,21 @@ run the real EDMMatcher with those random weights.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from edm_ros.data.synthetic import grid_points, pose_matrix, stereo_sequence, transfer_points
+from edm_ros.data.synthetic import (
+    StereoSequence,
+    grid_points,
+    pose_matrix,
+    stereo_sequence,
+    transfer_points,
+)
 from edm_ros.errors import ConfigError, InputError
 from edm_ros.geometry.camera import CameraModel
+from edm_ros.geometry.keyframes import KeyframePolicy
 from edm_ros.geometry.pose import UNKNOWN_VARIANCE, pose_error_deg
 from edm_ros.matcher import EDMMatcher, MatchResult
 from edm_ros.pipeline import (
@@ -25,11 +33,12 @@ from edm_ros.pipeline import (
     StereoFrame,
     TrackingState,
     sequential_pose,
-    stereo_pose,
 )
 
 WIDTH, HEIGHT = 320, 256
 SEQUENCE = stereo_sequence(3, WIDTH, HEIGHT, seed=3)
+STILL = stereo_sequence(3, WIDTH, HEIGHT, step_m=(0, 0, 0), step_rotation_deg=(0, 0, 0), seed=3)
+TURN = stereo_sequence(2, WIDTH, HEIGHT, step_m=(0, 0, 0), step_rotation_deg=(0.5, 3, 0), seed=3)
 CAMERA = CameraModel(SEQUENCE.K, WIDTH, HEIGHT)
 
 
@@ -41,20 +50,21 @@ def _result(points0: np.ndarray, points1: np.ndarray) -> MatchResult:
     )  # fmt: skip
 
 
-def _true_matches(depth: np.ndarray, pose_this_other: np.ndarray, depth_other: np.ndarray
-                  ) -> MatchResult:  # fmt: skip
+def _true_matches(depth: np.ndarray, pose_this_other: np.ndarray, depth_other: np.ndarray,
+                  K: np.ndarray = SEQUENCE.K) -> MatchResult:  # fmt: skip
     """Exact correspondences of a rendered view into another (the weights-free matcher)."""
     grid = grid_points(WIDTH, HEIGHT, 8)
-    points1, visible = transfer_points(grid, depth, SEQUENCE.K, pose_this_other, depth_other)
+    points1, visible = transfer_points(grid, depth, K, pose_this_other, depth_other)
     return _result(grid[visible], points1[visible])
 
 
-def _stereo_frame(index: int) -> StereoFrame:
-    frame = SEQUENCE.frames[index]
-    stamp_ns = 1_000_000_000 + index * 100_000_000
+def _stereo_frame(index: int, sequence: StereoSequence = SEQUENCE,
+                  stamp_ns: int | None = None) -> StereoFrame:  # fmt: skip
+    frame = sequence.frames[index]
+    stamp_ns = 1_000_000_000 + index * 100_000_000 if stamp_ns is None else stamp_ns
     left = MonoFrame(frame.left, Stamped(stamp_ns, "left_optical"), CAMERA)
     right = MonoFrame(frame.right, Stamped(stamp_ns, "right_optical"), CAMERA)
-    return StereoFrame(left, right, SEQUENCE.projection_left, SEQUENCE.projection_right)
+    return StereoFrame(left, right, sequence.projection_left, sequence.projection_right)
 
 
 def _mono_frame(index: int, stamp_ns: int | None = None, camera: CameraModel | None = CAMERA
@@ -64,20 +74,19 @@ def _mono_frame(index: int, stamp_ns: int | None = None, camera: CameraModel | N
 
 
 class GroundTruthMatcher:
-    """The exact correspondences of the rendered sequence (stands in for trained weights)."""
+    """The exact correspondences of a rendered sequence (stands in for trained weights)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sequence: StereoSequence = SEQUENCE) -> None:
         self.batch_sizes: list[int] = []
         self._by_images: dict[tuple[int, int], MatchResult] = {}
-        left_right = pose_matrix((0, 0, 0), (SEQUENCE.baseline_m, 0, 0))
-        for index, frame in enumerate(SEQUENCE.frames):
-            stereo = _true_matches(frame.depth_left, left_right, frame.depth_right)
+        left_right = pose_matrix((0, 0, 0), (sequence.baseline_m, 0, 0))
+        for frame in sequence.frames:
+            stereo = _true_matches(frame.depth_left, left_right, frame.depth_right, sequence.K)
             self._by_images[(id(frame.left), id(frame.right))] = stereo
-            if index:
-                previous = SEQUENCE.frames[index - 1]
-                relative = np.linalg.inv(previous.pose_world_left) @ frame.pose_world_left
-                temporal = _true_matches(previous.depth_left, relative, frame.depth_left)
-                self._by_images[(id(previous.left), id(frame.left))] = temporal
+            for other in sequence.frames:  # every temporal pair: the reference is any keyframe
+                relative = np.linalg.inv(frame.pose_world_left) @ other.pose_world_left
+                temporal = _true_matches(frame.depth_left, relative, other.depth_left, sequence.K)
+                self._by_images[(id(frame.left), id(other.left))] = temporal
 
     def match_batch(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[MatchResult]:
         self.batch_sizes.append(len(pairs))
@@ -118,22 +127,88 @@ def test_sequential_pose_matches_ground_truth_with_exact_correspondences() -> No
     assert 0 < pose.covariance[3, 3] < 1e-4  # rotation: small, not zero
 
 
-def test_stereo_pose_recovers_metric_translation_from_the_baseline() -> None:
-    matcher = GroundTruthMatcher()
-    previous, current = _stereo_frame(1), _stereo_frame(2)
-    stereo, temporal = matcher.match_batch(
-        [(current.left.image, current.right.image), (previous.left.image, current.left.image)]
-    )
-    pose = stereo_pose(PipelineConfig(mode="stereo"), temporal, stereo, previous, current)
+def _rotation_deg(rotation: np.ndarray) -> float:
+    return float(np.degrees(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1))))
+
+
+def test_stereo_pnp_recovers_metric_translation_and_rotation() -> None:
+    pipeline = MatchingPipeline(GroundTruthMatcher(), PipelineConfig(mode="stereo"))
+    pipeline.process(_stereo_frame(1))
+    output = pipeline.process(_stereo_frame(2))
     rotation_true, translation_true = SEQUENCE.relative_pose(1, 2)
-    assert pose.success and pose.metric, pose.reason
-    assert np.linalg.norm(pose.translation - translation_true) < 0.03 * np.linalg.norm(
-        translation_true
-    )
-    assert (
-        pose_error_deg(pose.rotation, pose.translation, rotation_true, translation_true)[0] < 0.05
-    )
-    assert np.all(np.diag(pose.covariance) > 0) and np.all(np.diag(pose.covariance) < 1.0)
+    assert output.tracked and output.pose is not None and output.pose.metric, output.reason
+    assert np.linalg.norm(output.pose.translation - translation_true) < 1e-3
+    assert _rotation_deg(output.pose.rotation.T @ rotation_true) < 0.01
+    covariance = output.pose.covariance
+    assert np.all(np.diag(covariance) > 0) and np.all(np.diag(covariance) < 1e-4)
+
+
+def test_standing_still_gives_the_identity_and_keeps_the_keyframe() -> None:
+    pipeline = MatchingPipeline(GroundTruthMatcher(STILL), PipelineConfig(mode="stereo"))
+    pipeline.process(_stereo_frame(0, STILL))
+    stamps = [2_000_000_000 + i * 100_000_000 for i in range(4)]
+    outputs = [
+        pipeline.process(_stereo_frame(1 + i % 2, STILL, stamp)) for i, stamp in enumerate(stamps)
+    ]
+    for output in outputs:
+        assert output.state is TrackingState.OK and output.pose is not None, output.reason
+        assert np.linalg.norm(output.pose.translation) < 1e-6
+        assert _rotation_deg(output.pose.rotation) < 1e-4
+        assert 0 < output.pose.covariance[0, 0] < 1e-4  # small, never zero
+        assert not output.keyframe and output.reference == _stereo_frame(0, STILL).left.stamp
+    assert outputs[-1].odometry is not None
+    np.testing.assert_allclose(outputs[-1].odometry.pose.transform, np.eye(4), atol=1e-6)
+
+
+def test_turning_in_place_gives_the_rotation() -> None:
+    pipeline = MatchingPipeline(GroundTruthMatcher(TURN), PipelineConfig(mode="stereo"))
+    pipeline.process(_stereo_frame(0, TURN))
+    output = pipeline.process(_stereo_frame(1, TURN))
+    rotation_true, _ = TURN.relative_pose(0, 1)
+    assert output.tracked and output.pose is not None, output.reason
+    assert _rotation_deg(output.pose.rotation.T @ rotation_true) < 0.01
+    assert np.linalg.norm(output.pose.translation) < 1e-3
+
+
+def test_keyframe_changes_by_policy_and_odometry_chains_through_it() -> None:
+    policy = KeyframePolicy(parallax_px=0.0, min_inliers=0, translation_m=0.05, rotation_deg=0.0)
+    config = PipelineConfig(mode="stereo", keyframe=policy)
+    pipeline = MatchingPipeline(GroundTruthMatcher(), config)
+    outputs = [pipeline.process(_stereo_frame(index)) for index in range(3)]
+    assert [o.keyframe for o in outputs] == [True, True, True]  # 0.079 m per frame >= 0.05
+    assert outputs[2].reference == _stereo_frame(1).left.stamp
+    assert outputs[2].odometry is not None and outputs[2].odometry.step is not None
+    truth = np.linalg.inv(SEQUENCE.frames[0].pose_world_left) @ SEQUENCE.frames[2].pose_world_left
+    np.testing.assert_allclose(outputs[2].odometry.pose.transform, truth, atol=1e-3)
+    assert outputs[2].odometry.step_duration_s == pytest.approx(0.1)
+    kept = MatchingPipeline(GroundTruthMatcher(), PipelineConfig(mode="stereo"))
+    kept_outputs = [kept.process(_stereo_frame(index)) for index in range(3)]
+    assert kept_outputs[2].reference == _stereo_frame(0).left.stamp  # default: 0.16 m < 0.25
+
+
+def test_lost_frames_keep_the_keyframe_then_restart() -> None:
+    config = PipelineConfig(mode="stereo", lost_frames_before_restart=2)
+    pipeline = MatchingPipeline(GroundTruthMatcher(), config)
+    pipeline.process(_stereo_frame(0))
+    pipeline.update_config(replace(config, min_inliers=100_000))
+    first_lost = pipeline.process(_stereo_frame(1))
+    assert first_lost.state is TrackingState.LOST and not first_lost.keyframe
+    assert first_lost.reference == _stereo_frame(0).left.stamp and first_lost.odometry is None
+    second_lost = pipeline.process(_stereo_frame(2))
+    assert second_lost.keyframe and "tracking restarts" in second_lost.reason
+    pipeline.update_config(config)
+    after = pipeline.process(_stereo_frame(0, stamp_ns=9_000_000_000))
+    assert after.tracked and after.reference == _stereo_frame(2).left.stamp
+
+
+def test_reset_makes_the_next_frame_the_keyframe() -> None:
+    pipeline = MatchingPipeline(GroundTruthMatcher(), PipelineConfig(mode="stereo"))
+    pipeline.process(_stereo_frame(0))
+    pipeline.process(_stereo_frame(1))
+    pipeline.reset()
+    output = pipeline.process(_stereo_frame(2))
+    assert output.state is TrackingState.INITIALISING and output.keyframe
+    assert "reset requested" in output.reason and len(output.pairs) == 1
 
 
 def test_stereo_pipeline_batches_both_pairs_and_publishes_metric_pose_with_frames() -> None:
@@ -152,7 +227,8 @@ def test_stereo_pipeline_batches_both_pairs_and_publishes_metric_pose_with_frame
     assert temporal_pair.reference == _stereo_frame(0).left.stamp
     assert temporal_pair.current == _stereo_frame(1).left.stamp
     assert second.state is TrackingState.OK and second.pose is not None
-    assert second.pose_stamp == Stamped(_stereo_frame(1).left.stamp.stamp_ns, "left_optical")
+    assert second.reference == _stereo_frame(0).left.stamp
+    assert second.current == _stereo_frame(1).left.stamp
     assert temporal_pair.inlier_mask is not None
     assert len(temporal_pair.inlier_mask) == len(temporal_pair.result)
     assert stereo_pair.inlier_mask is None
@@ -170,8 +246,8 @@ def test_stereo_pipeline_runs_one_forward_per_frame_with_the_real_matcher(random
     for output in outputs[1:]:
         assert output.state in TrackingState
         assert output.temporal_matches == len(output.pairs[1].result)
-        assert output.pose is None or output.pose.metric
-        assert (output.pose is None) == (output.reason.startswith("no pose"))
+        assert output.pose is not None and output.pose.metric
+        assert output.tracked != output.reason.startswith("no pose")
 
 
 def test_sequential_first_frame_initialises_then_matches_previous(random_matcher) -> None:
@@ -189,7 +265,7 @@ def test_missing_camera_gives_matches_without_pose_and_says_why(random_matcher) 
     pipeline = MatchingPipeline(random_matcher, PipelineConfig())
     pipeline.process(_mono_frame(0, camera=None))
     output = pipeline.process(_mono_frame(1, camera=None))
-    assert len(output.pairs) == 1 and output.pose is None
+    assert len(output.pairs) == 1 and not output.tracked
     assert output.state is TrackingState.LOST
     assert "camera_info" in output.reason and "K is zero" in output.reason
 
@@ -199,7 +275,7 @@ def test_too_few_inliers_gives_no_pose_but_keeps_matches() -> None:
     pipeline = MatchingPipeline(GroundTruthMatcher(), config)
     pipeline.process(_mono_frame(0))
     output = pipeline.process(_mono_frame(1))
-    assert output.pose is None and output.state is TrackingState.LOST
+    assert not output.tracked and output.state is TrackingState.LOST
     assert "min_inliers 100000" in output.reason
     assert output.pairs[0].inlier_mask is None and len(output.pairs[0].result) > 100
 
@@ -252,14 +328,13 @@ def test_config_changes_apply_but_mode_cannot_change(random_matcher) -> None:
         pipeline.update_config(PipelineConfig(mode="stereo"))
 
 
-def test_stereo_without_baseline_gives_no_metric_pose_and_says_why() -> None:
-    previous, current = _stereo_frame(0), _stereo_frame(1)
-    left_p_as_right = StereoFrame(current.left, current.right, current.projection_left,
-                                  current.projection_left)  # fmt: skip
-    matcher = GroundTruthMatcher()
-    stereo, temporal = matcher.match_batch(
-        [(current.left.image, current.right.image), (previous.left.image, current.left.image)]
-    )
-    pose = stereo_pose(PipelineConfig(mode="stereo"), temporal, stereo, previous, left_p_as_right)
-    assert not pose.success and "baseline" in pose.reason
-    assert np.all(np.diag(pose.covariance) == UNKNOWN_VARIANCE)
+def test_stereo_without_calibration_gives_no_pose_and_says_why() -> None:
+    pipeline = MatchingPipeline(GroundTruthMatcher(), PipelineConfig(mode="stereo"))
+    uncalibrated = [replace(_stereo_frame(index), projection_right=None) for index in (0, 1)]
+    uncalibrated = [replace(f, right=replace(f.right, camera_problem="P[0,3] gives no baseline"))
+                    for f in uncalibrated]  # fmt: skip
+    pipeline.process(uncalibrated[0])
+    output = pipeline.process(uncalibrated[1])
+    assert output.state is TrackingState.LOST and "no stereo calibration" in output.reason
+    assert "baseline" in output.reason
+    assert output.pose is not None and np.all(np.diag(output.pose.covariance) == UNKNOWN_VARIANCE)

@@ -9,6 +9,7 @@
    them, small images; the node's resident memory after warm-up and at the end, every MatchArray
    checked for well-formedness, the node alive at the end.
 3. stereo batch: ``match_batch`` of the two pairs of a stereo frame vs two ``match`` calls.
+4. odometry: building the Odometry and /tf messages of one frame (body frame, twist, covariances).
 
 Writes ``node_bench.json`` into ``--out`` and prints a summary. Timings depend on the machine:
 report them with the device and thread count.
@@ -47,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--soak-warmup-frames", type=int, default=100)
     parser.add_argument("--soak-size", type=parse_size, default=(160, 128), help="image WxH")
     parser.add_argument("--batch-runs", type=int, default=10)
-    parser.add_argument("--skip", nargs="*", default=[], choices=("latency", "soak", "batch"))
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=("latency", "soak", "batch", "odometry"))  # fmt: skip
     return parser
 
 
@@ -186,6 +188,35 @@ def bench_batch(args: argparse.Namespace) -> dict:
     }
 
 
+def bench_odometry(args: argparse.Namespace, runs: int = 2000) -> dict:
+    """Time to build one frame's Odometry and TFMessage from the camera odometry, ms."""
+    import numpy as np
+
+    from edm_ros.geometry.odometry import OdometryIntegrator, body_odometry
+    from edm_ros.geometry.pose import RelativePose
+    from edm_ros.pipeline import Stamped
+    from edm_ros.ros.conversions import header_of, odometry_msg, transform_msg
+    from edm_ros.ros.frames import TF_MESSAGE, mounting_from_parameter
+
+    mounting = mounting_from_parameter((0.1, 0.0, 0.2, -0.5, 0.5, -0.5, 0.5))
+    integrator = OdometryIntegrator()
+    integrator.start(0)
+    pose = RelativePose(True, "", np.eye(3), np.array([0.0, 0.0, 0.05]), True,
+                        np.ones(500, bool), 1e-6 * np.eye(6))  # fmt: skip
+    times = []
+    for index in range(1, runs + 1):
+        start = time.perf_counter()
+        step = integrator.update(pose, index * 33_333_333, new_keyframe=index % 10 == 0)
+        body, twist = body_odometry(step, mounting)
+        header = header_of(Stamped(index * 33_333_333, "odom"))
+        odometry_msg(body, twist, header, "base_link")
+        if TF_MESSAGE is not None:
+            TF_MESSAGE(transforms=[transform_msg(body.transform, header, "base_link")])
+        times.append((time.perf_counter() - start) * 1e3)
+    return {"runs": runs, "median_ms": statistics.median(times), "max_ms": max(times),
+            "tf_included": TF_MESSAGE is not None}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -196,7 +227,9 @@ def main(argv: list[str] | None = None) -> int:
         "weights": str(args.weights) if args.weights else "random (seeded)",
         "cpu": psutil.cpu_count(logical=True),
     }
-    for name, bench in (("latency", bench_latency), ("soak", bench_soak), ("batch", bench_batch)):
+    benches = (("latency", bench_latency), ("soak", bench_soak), ("batch", bench_batch),
+               ("odometry", bench_odometry))  # fmt: skip
+    for name, bench in benches:
         if name not in args.skip:
             print(f"[bench_node] {name} ...", flush=True)
             report[name] = bench(args)

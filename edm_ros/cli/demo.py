@@ -76,6 +76,7 @@ def ros_environment() -> dict[str, str]:
         "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",  # Iron and later
         "ROS_LOCALHOST_ONLY": "1",  # Humble
         "ROS_DOMAIN_ID": os.environ.get("ROS_DOMAIN_ID", str(100 + os.getpid() % 100)),
+        "ROS_PYTHON_CHECK_FIELDS": "1",  # Jazzy/Kilted check message fields as Humble always does
     }
 
 

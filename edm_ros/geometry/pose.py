@@ -322,7 +322,7 @@ def monocular_pose_covariance(
     residuals = residuals_px(np.zeros(5))
     dof = max(len(residuals) - 5, 1)
     sigma_sq = max(float(residuals @ residuals) / dof, MIN_SIGMA_PX**2)
-    covariance_5 = sigma_sq * _inverse_information(jacobian.T @ jacobian)
+    covariance_5 = sigma_sq * inverse_information(jacobian.T @ jacobian)
     mapping = tangent_to_pose_jacobian(direction)
     covariance = mapping @ covariance_5 @ mapping.T
     covariance[:3, :3] += UNKNOWN_VARIANCE * np.outer(direction, direction)
@@ -341,7 +341,7 @@ def tangent_to_pose_jacobian(translation_ref_cur: np.ndarray) -> np.ndarray:
     return mapping
 
 
-def _inverse_information(information: np.ndarray) -> np.ndarray:
+def inverse_information(information: np.ndarray) -> np.ndarray:
     """Inverse of a PSD information matrix; unobservable directions get a huge, finite variance."""
     eigenvalues, eigenvectors = np.linalg.eigh(information)
     largest = float(eigenvalues[-1])

@@ -342,3 +342,53 @@ def _scaled_pose(
         True, "", temporal.rotation, scale * direction, True, temporal.inlier_mask,
         0.5 * (covariance + covariance.T),
     )  # fmt: skip
+
+
+def points_at_stereo_depth(
+    points_left_px: np.ndarray,
+    stereo_left_px: np.ndarray,
+    stereo: StereoPoints,
+    projection_left: np.ndarray,
+    *,
+    association_radius_px: float = 6.0,
+) -> np.ndarray:
+    """3-D points for pixels of a rectified left image, from the depth of its stereo matches.
+
+    Each pixel takes the depth of the nearest valid left <-> right match within
+    `association_radius_px` and is back-projected at its own position (two matchings of one image
+    rarely put keypoints on the same pixel; the depth varies slowly, the position does not).
+
+    Args:
+        points_left_px: [N, 2] pixels in the left image (e.g. the reference side of the temporal
+            matches).
+        stereo_left_px: [S, 2] the left pixels of the left <-> right matches of the same image.
+        stereo: Their triangulation (`triangulate_stereo_points`).
+        projection_left: [3, 4] rectified left P.
+        association_radius_px: Largest distance to the stereo match lending its depth, pixels.
+
+    Returns:
+        [N, 3] float64 points in the left camera optical frame, metres; NaN rows where no valid
+        stereo match is close enough.
+
+    Raises:
+        InputError: If the point arrays are malformed or `stereo` does not fit `stereo_left_px`.
+        ConfigError: If the projection matrix is malformed.
+    """
+    points = as_points_px(points_left_px, "points_left_px")
+    stereo_left = as_points_px(stereo_left_px, "stereo_left_px")
+    if len(stereo.valid) != len(stereo_left):
+        raise InputError(
+            f"stereo has {len(stereo.valid)} points but stereo_left_px {len(stereo_left)}: pass "
+            "the triangulation of these matches"
+        )
+    p_left = _projection(projection_left, "projection_left")
+    neighbour = _nearest_within(points, stereo_left[stereo.valid], association_radius_px)
+    depth_m = np.full(len(points), np.nan)
+    depth_m[neighbour >= 0] = stereo.points_m[stereo.valid, 2][neighbour[neighbour >= 0]]
+    return np.column_stack(
+        [
+            (points[:, 0] - p_left[0, 2]) / p_left[0, 0] * depth_m,
+            (points[:, 1] - p_left[1, 2]) / p_left[1, 1] * depth_m,
+            depth_m,
+        ]
+    )

@@ -71,7 +71,7 @@ class NodeStatus:
         now = self._clock()
         with self._lock:
             self.frames_processed += 1
-            self.poses_published += output.pose is not None
+            self.poses_published += output.tracked
             self._last_output = output
             self._latency_ms = latency_ms
             self._inference_ms = sum(pair.result.inference_ms for pair in output.pairs)

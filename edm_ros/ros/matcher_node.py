@@ -3,8 +3,9 @@
 Inputs (relative names, remappable): stereo mode ``left/image_rect``, ``left/camera_info``,
 ``right/image_rect``, ``right/camera_info``; sequential mode ``image``, ``camera_info``.
 Outputs (private, ``/edm/...`` by default): ``~/matches`` (edm_ros/MatchArray),
-``~/relative_pose`` (PoseWithCovarianceStamped), ``~/debug_image`` (drawn only while subscribed)
-and ``/diagnostics``.
+``~/relative_pose`` (edm_ros/RelativePose, every processed frame), ``~/odometry``
+(nav_msgs/Odometry), ``/tf`` (odom -> base, with ``publish_tf``), ``~/debug_image`` (drawn only
+while subscribed) and ``/diagnostics``. Service ``~/reset`` (std_srvs/Trigger) restarts tracking.
 
 Threads: the executor thread only pairs messages and drops them into a one-slot buffer; one
 worker thread converts, runs the pipeline and publishes, always taking the newest frame.
@@ -23,17 +24,20 @@ from typing import Any
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseWithCovarianceStamped
+from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
+from std_srvs.srv import Trigger
 
 from edm_ros.errors import ConfigError, EDMError
-from edm_ros.msg import MatchArray
+from edm_ros.geometry.keyframes import KeyframePolicy
+from edm_ros.geometry.odometry import body_odometry
+from edm_ros.msg import MatchArray, RelativePose
 from edm_ros.pipeline import (
     MatchingPipeline,
     MonoFrame,
@@ -46,10 +50,13 @@ from edm_ros.ros.conversions import (
     match_array_from_result,
     mono_frame_from_msgs,
     numpy_to_image,
-    pose_msg_from_relative_pose,
+    odometry_msg,
+    relative_pose_msg,
     stereo_frame_from_msgs,
+    transform_msg,
 )
 from edm_ros.ros.diagnostics import NodeStatus, diagnostic_array
+from edm_ros.ros.frames import TF_MESSAGE, StaticTransforms, mounting_from_parameter
 from edm_ros.ros.params import NodeParams, declare_node_params, updated_node_params
 from edm_ros.ros.sync import InputTopic, LatestSlot, SynchronizedInputs
 from edm_ros.visualization import draw_matches
@@ -57,6 +64,9 @@ from edm_ros.visualization import draw_matches
 NODE_NAME = "edm"
 _WARN_THROTTLE_S = 5.0  # one warning per kind of bad input per this many seconds
 _OUTPUT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+_TF_STATIC_QOS = QoSProfile(
+    depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,13 @@ def pipeline_config(params: NodeParams) -> PipelineConfig:
         ransac_confidence=params.ransac_confidence,
         min_inliers=params.min_inliers,
         few_matches_warning=params.few_matches_warning,
+        keyframe=KeyframePolicy(
+            parallax_px=params.keyframe_parallax_px,
+            min_inliers=params.keyframe_min_inliers,
+            translation_m=params.keyframe_translation_m,
+            rotation_deg=params.keyframe_rotation_deg,
+        ),
+        lost_frames_before_restart=params.lost_frames_before_restart,
     )
 
 
@@ -161,9 +178,13 @@ class MatcherNode(Node):
         self._slot: LatestSlot[_Received] = LatestSlot()
         self._warnings = WarningThrottle(_WARN_THROTTLE_S)
         self._matches_pub = self.create_publisher(MatchArray, "~/matches", _OUTPUT_QOS)
-        self._pose_pub = self.create_publisher(
-            PoseWithCovarianceStamped, "~/relative_pose", _OUTPUT_QOS
-        )
+        self._pose_pub = self.create_publisher(RelativePose, "~/relative_pose", _OUTPUT_QOS)
+        self._odometry_pub = self.create_publisher(Odometry, "~/odometry", _OUTPUT_QOS)
+        self._static_transforms = StaticTransforms()
+        self._mounting_source = ""
+        self._tf_pub = self._subscribe_tf()
+        self._reset_requested = threading.Event()
+        self.create_service(Trigger, "~/reset", self._on_reset)
         self._debug_pub = self.create_publisher(Image, "~/debug_image", _OUTPUT_QOS)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._inputs = self._subscribe_inputs()
@@ -183,6 +204,42 @@ class MatcherNode(Node):
             )
         else:
             self.get_logger().info(f"weights: {self._matcher.weights_description}")
+
+    def _subscribe_tf(self) -> Any:
+        """The /tf publisher (with ``publish_tf``) and the /tf_static subscription, if possible."""
+        if TF_MESSAGE is None:
+            self.get_logger().warning(
+                "tf2_msgs is not importable: no /tf output and no /tf_static lookup; the camera "
+                "mounting comes from camera_mounting (install tf2_msgs: `make venv` with "
+                "../shared/ros2_tools, or ros-<distro>-tf2-msgs)"
+            )
+            return None
+        self.create_subscription(TF_MESSAGE, "/tf_static", self._on_tf_static, _TF_STATIC_QOS)
+        return self.create_publisher(TF_MESSAGE, "/tf", 10) if self.params.publish_tf else None
+
+    def _on_tf_static(self, msg: Any) -> None:
+        for problem in self._static_transforms.add(msg):
+            self._bad_input(problem)
+
+    def _on_reset(self, _: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        """``~/reset``: the worker restarts tracking before its next frame."""
+        self._reset_requested.set()
+        response.success = True
+        response.message = "tracking restarts at the next frame (it becomes the keyframe)"
+        self.get_logger().info("reset requested: tracking restarts at the next frame")
+        return response
+
+    def _camera_mounting(self, camera_frame: str) -> Any:
+        """T_base_camera from /tf_static when it links the frames, else from camera_mounting."""
+        mounting = self._static_transforms.lookup(self.params.base_frame, camera_frame)
+        source = f"/tf_static {self.params.base_frame} -> {camera_frame}"
+        if mounting is None:
+            mounting = mounting_from_parameter(self.params.camera_mounting)
+            source = "the camera_mounting parameter"
+        if source != self._mounting_source:
+            self._mounting_source = source
+            self.get_logger().info(f"camera mounting on {self.params.base_frame} from {source}")
+        return mounting
 
     def _subscribe_inputs(self) -> SynchronizedInputs:
         qos = qos_profile_sensor_data
@@ -222,6 +279,9 @@ class MatcherNode(Node):
             if received is None:
                 continue
             last_start_s = time.monotonic()
+            if self._reset_requested.is_set():
+                self._reset_requested.clear()
+                self._pipeline.reset()
             self._process(received)
 
     def _process(self, received: _Received) -> None:
@@ -273,13 +333,24 @@ class MatcherNode(Node):
                     pair.result, pair.mode, pair.reference, pair.current, pair.inlier_mask
                 )
             )
-        if output.pose is not None and output.pose_stamp is not None:
-            header = header_of(output.pose_stamp)
-            self._pose_pub.publish(pose_msg_from_relative_pose(output.pose, header))
+        self._pose_pub.publish(relative_pose_msg(output))
+        if output.odometry is not None:
+            self._publish_odometry(output)
         if output.pairs and self._debug_pub.get_subscription_count() > 0:
             pair = output.pairs[-1]
             picture = draw_matches(*pair.images, pair.result, pair.inlier_mask)
             self._debug_pub.publish(numpy_to_image(picture, "bgr8", header_of(pair.current)))
+
+    def _publish_odometry(self, output: PipelineOutput) -> None:
+        assert output.odometry is not None
+        mounting = self._camera_mounting(output.current.frame_id)
+        pose, twist = body_odometry(output.odometry, mounting)
+        header = header_of(output.current)
+        header.frame_id = self.params.odom_frame
+        self._odometry_pub.publish(odometry_msg(pose, twist, header, self.params.base_frame))
+        if self._tf_pub is not None:
+            transform = transform_msg(pose.transform, header, self.params.base_frame)
+            self._tf_pub.publish(TF_MESSAGE(transforms=[transform]))
 
     def _publish_diagnostics(self) -> None:
         report = self._status.report(self._inputs.describe(), self._slot.dropped)

@@ -8,10 +8,11 @@ every problem (wrong type, out of range, unknown choice, inconsistent combinatio
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Any, Literal
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import ParameterException
@@ -19,7 +20,7 @@ from rclpy.node import Node
 
 from edm_ros.errors import ConfigError
 
-ParamValue = bool | int | float | str
+ParamValue = bool | int | float | str | tuple[float, ...]
 Mode = Literal["stereo", "sequential"]
 SyncPolicy = Literal["exact", "approximate"]
 ImageQoS = Literal["sensor_data", "reliable"]
@@ -174,6 +175,53 @@ PARAMS: tuple[Param, ...] = (
         range=(0, 1_000_000),
         read_only=False,
     ),
+    # --- keyframes ---------------------------------------------------------------------------
+    Param(
+        "keyframe_parallax_px",
+        30.0,
+        "New keyframe when the inlier matches moved this far from it (median), pixels; 0 = off",
+        range=(0.0, 10_000.0),
+        read_only=False,
+    ),
+    Param(
+        "keyframe_min_inliers",
+        60,
+        "New keyframe when fewer pose inliers than this remain",
+        range=(0, 1_000_000),
+        read_only=False,
+    ),
+    Param(
+        "keyframe_translation_m",
+        0.25,
+        "New keyframe this far from it, metres (stereo); 0 = off",
+        range=(0.0, 1000.0),
+        read_only=False,
+    ),
+    Param(
+        "keyframe_rotation_deg",
+        5.0,
+        "New keyframe after turning this much from it, degrees; 0 = off",
+        range=(0.0, 180.0),
+        read_only=False,
+    ),
+    Param(
+        "lost_frames_before_restart",
+        10,
+        "Consecutive frames without a pose after which tracking restarts from the current frame; "
+        "0 = only ~/reset restarts",
+        range=(0, 1_000_000),
+        read_only=False,
+    ),
+    # --- odometry ----------------------------------------------------------------------------
+    Param("odom_frame", "odom", "Odometry frame (REP-105): the base frame at the start"),
+    Param("base_frame", "base_link", "Robot base frame (REP-105), the Odometry child frame"),
+    Param("publish_tf", False, "Publish the odom -> base_frame transform on /tf"),
+    Param(
+        "camera_mounting",
+        (0.0, 0.0, 0.0, -0.5, 0.5, -0.5, 0.5),
+        "Left camera optical frame in base_frame [x, y, z (m), qx, qy, qz, qw], used unless "
+        "/tf_static publishes base_frame -> camera; default: at the base origin, looking along +x",
+    ),
     # --- status ------------------------------------------------------------------------------
     Param(
         "no_data_timeout_s",
@@ -217,6 +265,15 @@ class NodeParams:
     ransac_confidence: float
     min_inliers: int
     few_matches_warning: int
+    keyframe_parallax_px: float
+    keyframe_min_inliers: int
+    keyframe_translation_m: float
+    keyframe_rotation_deg: float
+    lost_frames_before_restart: int
+    odom_frame: str
+    base_frame: str
+    publish_tf: bool
+    camera_mounting: tuple[float, ...]
     no_data_timeout_s: float
 
     @property
@@ -254,6 +311,15 @@ def check_values(values: Mapping[str, ParamValue]) -> list[str]:
             "rectified_images false with mode stereo: the metric scale needs a rectified pair "
             "(right P[0,3] = -fx*B); rectify with stereo_image_proc first"
         )
+    mounting = values["camera_mounting"]
+    if isinstance(mounting, (tuple, list)) and (
+        len(mounting) != 7 or not all(math.isfinite(v) for v in mounting) or
+        not any(mounting[3:])
+    ):  # fmt: skip
+        problems.append(
+            f"camera_mounting {list(mounting)}: expected 7 finite numbers [x, y, z, qx, qy, qz, "
+            "qw] with a non-zero quaternion"
+        )
     if not values["weights_path"] and not values["allow_random_weights"]:
         problems.append(
             "weights_path is empty: give the EDM checkpoint (weights_path: /path/edm.ckpt); "
@@ -265,6 +331,10 @@ def check_values(values: Mapping[str, ParamValue]) -> list[str]:
 def _row_problem(row: Param, value: ParamValue) -> str:
     """One line describing what is wrong with ``value`` for ``row``, or "" when it is fine."""
     expected = type(row.default)
+    if expected is tuple:
+        if not (isinstance(value, (tuple, list)) and all(type(v) is float for v in value)):
+            return f"{row.name}: expected a list of floats, got {value!r} (write 1.0, not 1)"
+        return ""
     if type(value) is not expected:  # bool is an int subclass: compare exact types
         hint = " (write 1.0, not 1)" if expected is float and isinstance(value, int) else ""
         return (
@@ -272,7 +342,7 @@ def _row_problem(row: Param, value: ParamValue) -> str:
         )
     if row.choices and value not in row.choices:
         return f"{row.name}: {value!r} is not one of {', '.join(row.choices)}"
-    if row.range is not None and not row.range[0] <= float(value) <= row.range[1]:
+    if row.range is not None and not row.range[0] <= float(value) <= row.range[1]:  # type: ignore[arg-type]  # a number: checked above
         return f"{row.name}: {value!r} is outside [{row.range[0]}, {row.range[1]}]"
     return ""
 
@@ -310,7 +380,10 @@ def declare_node_params(node: Node) -> NodeParams:
     problems = []
     for row in PARAMS:
         try:
-            values[row.name] = node.declare_parameter(row.name, row.default, row.descriptor()).value
+            default = list(row.default) if isinstance(row.default, tuple) else row.default
+            value: Any = node.declare_parameter(row.name, default, row.descriptor()).value
+            # array parameters come back as list or array.array: one immutable form
+            values[row.name] = tuple(value) if isinstance(row.default, tuple) else value
         except ParameterException as err:  # rclpy's own type or range rejection
             problems.append(_rclpy_rejection(row, err))
             values[row.name] = row.default

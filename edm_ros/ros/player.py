@@ -23,14 +23,13 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from geometry_msgs.msg import PoseWithCovarianceStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from edm_ros.data.synthetic import StereoSequence, stereo_sequence
-from edm_ros.msg import MatchArray
+from edm_ros.msg import MatchArray, RelativePose
 from edm_ros.pipeline import Stamped
 from edm_ros.ros.conversions import (
     camera_info_from_matrices,
@@ -60,14 +59,15 @@ class FrameRecord:
         published_s: ``time.perf_counter()`` at publication.
         matches: (receive time, message) of each MatchArray of this frame (stereo: its left
             image; sequential: its current image has the frame's stamp).
-        pose: The relative pose stamped with this frame, if one came.
+        pose: The relative pose stamped with this frame, if one came with a pose (state OK or
+            FEW_MATCHES); ``relative_poses`` of the player has every one.
     """
 
     index: int
     stamp_ns: int
     published_s: float
     matches: list[tuple[float, MatchArray]] = field(default_factory=list)
-    pose: PoseWithCovarianceStamped | None = None
+    pose: RelativePose | None = None
 
 
 def match_array_problems(msg: MatchArray) -> list[str]:
@@ -120,7 +120,8 @@ class FramePlayer:
         self.mode = mode
         self.frames: dict[int, FrameRecord] = {}
         self.matches: list[tuple[float, MatchArray]] = []
-        self.poses: list[PoseWithCovarianceStamped] = []
+        self.poses: list[RelativePose] = []  # those with a pose
+        self.relative_poses: list[RelativePose] = []  # every one, lost frames included
         self.diagnostics: list[DiagnosticStatus] = []
         self.debug_images: list[Image] = []
         self._node_name = node_name.rstrip("/")
@@ -132,7 +133,7 @@ class FramePlayer:
         }
         node.create_subscription(MatchArray, f"{node_name}/matches", self._on_matches, _RELIABLE)
         node.create_subscription(
-            PoseWithCovarianceStamped, f"{node_name}/relative_pose", self._on_pose, _RELIABLE
+            RelativePose, f"{node_name}/relative_pose", self._on_pose, _RELIABLE
         )
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         if debug_image:
@@ -150,7 +151,10 @@ class FramePlayer:
         if record is not None:
             record.matches.append((received_s, msg))
 
-    def _on_pose(self, msg: PoseWithCovarianceStamped) -> None:
+    def _on_pose(self, msg: RelativePose) -> None:
+        self.relative_poses.append(msg)
+        if msg.state not in (RelativePose.STATE_OK, RelativePose.STATE_FEW_MATCHES):
+            return
         self.poses.append(msg)
         record = self.frames.get(stamp_to_ns(msg.header.stamp))
         if record is not None:
@@ -345,7 +349,10 @@ def _frame_line(record: FrameRecord, sequence: StereoSequence) -> str:
         position = record.pose.pose.pose.position
         parts.append(f"t = ({position.x:+.3f}, {position.y:+.3f}, {position.z:+.3f})")
         count = len(sequence.frames)
-        _, truth = sequence.relative_pose((record.index - 1) % count, record.index % count)
+        reference = (stamp_to_ns(record.pose.reference_header.stamp) - _FIRST_STAMP_NS) // (
+            _FRAME_PERIOD_NS
+        )  # the keyframe's playback index
+        _, truth = sequence.relative_pose(reference % count, record.index % count)
         parts.append(f"true t = ({truth[0]:+.3f}, {truth[1]:+.3f}, {truth[2]:+.3f}) m")
     return " | ".join(parts)
 

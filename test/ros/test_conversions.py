@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import array
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
+from edm_ros.msg import MatchArray
+from edm_ros.msg import RelativePose as RelativePoseMsg
 from sensor_msgs.msg import Image
-from std_msgs.msg import Header
 
 from edm_ros.errors import InputError
 from edm_ros.geometry.pose import RelativePose
 from edm_ros.matcher import MatchResult
-from edm_ros.pipeline import Stamped
+from edm_ros.pipeline import PipelineOutput, Stamped, TrackingState
 from edm_ros.ros.conversions import (
     camera_from_info,
     camera_info_from_matrices,
@@ -21,8 +25,8 @@ from edm_ros.ros.conversions import (
     match_array_from_result,
     mono_frame_from_msgs,
     numpy_to_image,
-    pose_msg_from_relative_pose,
     quaternion_from_rotation,
+    relative_pose_msg,
     stereo_frame_from_msgs,
 )
 
@@ -208,6 +212,26 @@ def test_match_array_fields(with_mask: bool) -> None:
     assert msg.mode == "stereo" and msg.inference_ms == pytest.approx(12.5)
 
 
+def test_match_array_sequences_pass_the_field_checks_of_humble() -> None:
+    """Humble always checks field types (Jazzy/Kilted with ROS_PYTHON_CHECK_FIELDS=1)."""
+    count = 3000
+    result = MatchResult(
+        RNG.random((count, 2), np.float32) * 60, RNG.random((count, 2), np.float32) * 30,
+        RNG.random(count, np.float32), RNG.random(count, np.float32), (64, 48), (32, 24), 1.0,
+    )  # fmt: skip
+    msg = match_array_from_result(
+        result, "sequential", Stamped(1, "a"), Stamped(2, "a"), RNG.random(count) > 0.5
+    )
+    checked = MatchArray(check_fields=True)
+    for name in ("keypoints0", "keypoints1", "confidence", "fine_confidence", "inlier_mask"):
+        setattr(checked, name, getattr(msg, name))  # raises AssertionError for a numpy array
+        assert type(getattr(checked, name)) is array.array
+    with pytest.raises(AssertionError):
+        checked.confidence = np.zeros(3, np.float32)  # what the check rejects
+    image = numpy_to_image(np.zeros((48, 64), np.uint8), "mono8")
+    Image(check_fields=True).data = image.data
+
+
 @pytest.mark.parametrize("rotation_deg", [(0, 0, 0), (10, -20, 5), (179, 0, 0), (0, 0, -179.9)])
 def test_quaternion_matches_the_rotation(rotation_deg: tuple[float, float, float]) -> None:
     rotation = cv2.Rodrigues(np.radians(np.array(rotation_deg, np.float64)))[0]
@@ -221,15 +245,27 @@ def test_quaternion_matches_the_rotation(rotation_deg: tuple[float, float, float
     np.testing.assert_allclose(rebuilt, rotation, atol=1e-9)
 
 
-def test_pose_message_carries_translation_rotation_and_covariance() -> None:
+def test_relative_pose_message_carries_both_headers_pose_state_and_covariance() -> None:
     rotation = cv2.Rodrigues(np.array([0.0, 0.1, 0.0]))[0]
-    covariance = np.diag([1e6, 2.0, 3.0, 1e-4, 2e-4, 3e-4])
-    pose = RelativePose(True, "", rotation, np.array([0.6, 0.0, 0.8]), False, np.ones(3, bool),
+    covariance = np.diag([1e-4, 2e-4, 3e-4, 1e-6, 2e-6, 3e-6])
+    pose = RelativePose(True, "", rotation, np.array([0.6, 0.0, 0.8]), True, np.ones(3, bool),
                         covariance)  # fmt: skip
-    header = Header(frame_id="left_optical")
-    msg = pose_msg_from_relative_pose(pose, header)
-    assert msg.header.frame_id == "left_optical"
+    output = PipelineOutput((), pose, Stamped(5, "left_optical"), Stamped(9, "left_optical"),
+                            TrackingState.OK, "", "", 4, False, None)  # fmt: skip
+    msg = relative_pose_msg(output)
+    assert msg.header == header_of(Stamped(9, "left_optical"))
+    assert msg.reference_header == header_of(Stamped(5, "left_optical"))
     position = msg.pose.pose.position
     assert (position.x, position.y, position.z) == (0.6, 0.0, 0.8)
     assert msg.pose.pose.orientation.y == pytest.approx(np.sin(0.05))
     np.testing.assert_array_equal(np.asarray(msg.pose.covariance).reshape(6, 6), covariance)
+    assert msg.metric and msg.state == RelativePoseMsg.STATE_OK and not msg.keyframe
+    assert (msg.num_matches, msg.num_inliers) == (4, 3)
+    failed = RelativePose.failure("12 inliers", 4)
+    lost_output = replace(
+        output, pose=failed, state=TrackingState.LOST, reason="no pose: 12 inliers"
+    )
+    lost = relative_pose_msg(lost_output)
+    assert lost.state == RelativePoseMsg.STATE_LOST and lost.reason == "no pose: 12 inliers"
+    assert lost.pose.pose.orientation.w == 1.0 and lost.num_inliers == 0
+    assert np.all(np.diag(np.asarray(lost.pose.covariance).reshape(6, 6)) == 1e6)

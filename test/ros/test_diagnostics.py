@@ -34,7 +34,8 @@ def _output(state: TrackingState, matches: int, reason: str = "", inliers: int =
         "sequential", Stamped(1, "a"), Stamped(2, "a"), result, None, (points, points)
     )
     has_pose = state in (TrackingState.OK, TrackingState.FEW_MATCHES)
-    return PipelineOutput((pair,), pose if has_pose else None, None, state, reason, "", matches)
+    return PipelineOutput((pair,), pose if has_pose else None, Stamped(1, "a"), Stamped(2, "a"),
+                          state, reason, "", matches, False, None)  # fmt: skip
 
 
 @pytest.fixture

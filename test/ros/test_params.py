@@ -37,7 +37,7 @@ def context():
 def test_table_and_record_have_the_same_names_and_typed_defaults() -> None:
     assert [row.name for row in PARAMS] == [field.name for field in fields(NodeParams)]
     for row in PARAMS:
-        assert isinstance(row.default, (bool, int, float, str)), row.name
+        assert isinstance(row.default, (bool, int, float, str, tuple)), row.name
         assert row.description, row.name
         if row.choices:
             assert row.default in row.choices
