@@ -88,6 +88,31 @@ def symmetric_epipolar_distance(
     return algebraic**2 * inverse_norms
 
 
+def epipolar_distances_px(
+    points0_px: np.ndarray,
+    points1_px: np.ndarray,
+    camera0: CameraModel,
+    camera1: CameraModel,
+    T_0to1: np.ndarray,
+) -> np.ndarray:
+    """Distance of each match to the ground-truth epipolar lines, pixels ([M]).
+
+    The larger of the two one-sided distances (point 1 to the line of point 0 in image 1, and
+    back), measured on undistorted points and converted with each camera's mean focal length.
+    """
+    if len(points0_px) == 0:
+        return np.zeros(0)
+    rays0 = np.column_stack([camera0.normalize(points0_px), np.ones(len(points0_px))])
+    rays1 = np.column_stack([camera1.normalize(points1_px), np.ones(len(points1_px))])
+    essential = essential_from_pose(T_0to1)
+    lines1, lines0 = rays0 @ essential.T, rays1 @ essential  # lines in image 1 and image 0
+    algebraic = np.abs(np.sum(rays1 * lines1, axis=1))
+    focal0, focal1 = (float(np.mean(np.diag(c.K)[:2])) for c in (camera0, camera1))
+    in_image1 = algebraic / np.maximum(np.linalg.norm(lines1[:, :2], axis=1), 1e-15) * focal1
+    in_image0 = algebraic / np.maximum(np.linalg.norm(lines0[:, :2], axis=1), 1e-15) * focal0
+    return np.maximum(in_image0, in_image1)
+
+
 def epipolar_distances(
     points0_px: np.ndarray,
     points1_px: np.ndarray,

@@ -29,6 +29,7 @@ from edm_ros.evaluation.metrics import (
 )
 from edm_ros.evaluation.plots import Curve, cumulative_curve, plot_curves
 from edm_ros.evaluation.runner import (
+    EPIPOLAR_PRECISION_PX,
     HOMOGRAPHY_THRESHOLD_PX,
     POSE_ESTIMATORS,
     Evaluation,
@@ -104,6 +105,7 @@ def _pose_summary_rows(evaluations: Sequence[PoseEvaluation]) -> list[list[str]]
         latency = [pair.latency_ms for pair in evaluation.pairs]
         row += [
             _percent(float(np.mean([pair.precision for pair in evaluation.pairs]))),
+            _percent(float(np.mean([pair.precision_px for pair in evaluation.pairs]))),
             _number(float(np.mean(matches)), 0),
             _number(float(np.median(latency)), 0),
         ]
@@ -119,7 +121,12 @@ def _pose_section(evaluations: Sequence[PoseEvaluation], figures: Path) -> list[
     header = ["matcher"]
     for estimator in POSE_ESTIMATORS:
         header += [f"AUC@{t} {_ESTIMATOR_LABELS[estimator]}" for t in thresholds]
-    header += [f"precision (<{dataset.epipolar_threshold:g})", "matches", "latency ms"]
+    header += [
+        f"precision (<{dataset.epipolar_threshold:g})",
+        f"within {EPIPOLAR_PRECISION_PX:g} px",
+        "matches",
+        "latency ms",
+    ]
     lines += _table(header, _pose_summary_rows(evaluations))
     for estimator in POSE_ESTIMATORS:
         curves = {e.matcher: cumulative_curve(e.errors_deg(estimator), 30.0) for e in evaluations}
@@ -382,6 +389,7 @@ def _pair_record(pair: PosePairResult | HomographyPairResult) -> dict[str, objec
         record.update(
             matches=len(pair.matches),
             precision=pair.precision,
+            precision_px=pair.precision_px,
             latency_ms=pair.latency_ms,
             inference_ms=pair.matches.inference_ms,
         )

@@ -29,6 +29,7 @@ from edm_ros.evaluation.metrics import (
     POSE_AUC_THRESHOLDS_DEG,
     angle_between_deg,
     epipolar_distances,
+    epipolar_distances_px,
     error_auc,
     estimate_homography,
     homography_corner_error,
@@ -46,6 +47,10 @@ RANSAC_THRESHOLD_PX = 0.5  # LoFTR/EDM protocol
 RANSAC_CONFIDENCE = 0.99999
 HOMOGRAPHY_THRESHOLD_PX = 3.0  # RANSAC reprojection threshold and "correct match" radius
 _Item = TypeVar("_Item")
+
+
+#: A match is within the pixel epipolar precision when both points lie this close to their lines.
+EPIPOLAR_PRECISION_PX = 2.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,7 @@ class PosePairResult:
     epipolar_distances: np.ndarray  # [M] squared symmetric epipolar distance, normalised units²
     correct: np.ndarray  # [M] bool: distance below the set's precision threshold
     precision: float
+    precision_px: float  # fraction of matches within EPIPOLAR_PRECISION_PX of the epipolar lines
     estimates: dict[PoseEstimator, PoseEstimate]
     stereo: StereoMetrics | None
     latency_ms: float  # wall time of matcher.match
@@ -315,6 +321,10 @@ def evaluate_pose_pair(
         epipolar_distances=distances,
         correct=distances < epipolar_threshold,
         precision=matching_precision(distances, epipolar_threshold),
+        precision_px=matching_precision(
+            epipolar_distances_px(points0, points1, camera0, camera1, pair.T_0to1),
+            EPIPOLAR_PRECISION_PX,
+        ),
         estimates=estimates,
         stereo=stereo_metrics,
         latency_ms=latency_ms,

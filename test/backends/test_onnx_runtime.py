@@ -199,3 +199,18 @@ def test_given_graph_without_sidecar_is_checked_by_its_shapes(
         EDMMatcher(parity_weights, input_size=(640, 480), backend="onnxruntime",
                    backend_options=options)  # fmt: skip
     assert "no edm-export sidecar" in caplog.text
+
+
+def test_the_shipped_weights_give_the_same_final_matches_on_onnx_runtime(tmp_path):
+    images = uint8_images(load_parity_fixture("320x256"))
+    options = BackendOptions(cache_dir=tmp_path)
+    exported = EDMMatcher(input_size=(320, 256), backend="onnxruntime", backend_options=options)
+    reference = EDMMatcher(input_size=(320, 256))
+    assert not exported.random_weights and "edm_ros_v1.ckpt" in exported.weights_description
+    result, expected = exported.match(*images), reference.match(*images)
+    assert len(result) == len(expected) > 20
+    order, expected_order = np.lexsort(result.keypoints0.T), np.lexsort(expected.keypoints0.T)
+    for field, atol in (("keypoints0", 1e-3), ("keypoints1", 1e-3), ("confidence", 1e-5)):
+        np.testing.assert_allclose(
+            getattr(result, field)[order], getattr(expected, field)[expected_order], atol=atol
+        )

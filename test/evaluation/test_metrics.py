@@ -142,3 +142,16 @@ class TestStereo:
         assert angle_between_deg(np.array([1.0, 0, 0]), np.array([-2.0, 0, 0])) == 180.0
         assert angle_between_deg(np.array([1.0, 0, 0]), np.array([0, 3.0, 0])) == 90.0
         assert np.isnan(angle_between_deg(np.zeros(3), np.array([1.0, 0, 0])))
+
+
+def test_pixel_epipolar_distance_is_the_offset_from_the_line():
+    from edm_ros.evaluation.metrics import epipolar_distances_px
+    from edm_ros.geometry.camera import CameraModel
+
+    K = np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]])
+    camera = CameraModel(K, 640, 480)
+    T = np.eye(4)
+    T[0, 3] = -0.1  # pure sideways baseline: epipolar lines are the image rows
+    points0 = np.array([[100.0, 200.0], [300.0, 50.0]])
+    points1 = points0 + np.array([[-40.0, 0.0], [-10.0, 3.0]])  # second one 3 px off its row
+    np.testing.assert_allclose(epipolar_distances_px(points0, points1, camera, camera, T), [0, 3])
