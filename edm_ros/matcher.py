@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,28 +23,13 @@ from edm_ros.model.checkpoint import (
 from edm_ros.model.config import SIZE_MULTIPLE, EDMConfig, MatcherConfig, check_network_size
 from edm_ros.model.edm import EDM
 from edm_ros.model.selection import select_matches
+from edm_ros.results import MatchResult
 
 logger = logging.getLogger(__name__)
 
 #: Seed of the random initialisation of ``weights="random"`` (tests, plumbing demos).
 RANDOM_WEIGHTS_SEED = 0
 MEANINGLESS = ": matches are meaningless; use the default or the official EDM weights"
-
-
-@dataclass(frozen=True)
-class MatchResult:
-    """Matches of one image pair, in pixels of the images as given."""
-
-    keypoints0: np.ndarray  # [M, 2] float32 (x, y) in image0
-    keypoints1: np.ndarray  # [M, 2] float32 (x, y) in image1
-    confidence: np.ndarray  # [M] float32 coarse dual-softmax confidence, descending
-    fine_confidence: np.ndarray  # [M] float32 P_f of the kept refinement direction
-    image0_size: tuple[int, int]  # (width, height)
-    image1_size: tuple[int, int]
-    inference_ms: float  # this pair's share of the network's forward pass
-
-    def __len__(self) -> int:
-        return int(self.keypoints0.shape[0])
 
 
 class BuiltModel(NamedTuple):

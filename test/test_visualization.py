@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edm_ros.matcher import MatchResult
+from edm_ros.results import MatchResult
 from edm_ros.visualization import draw_matches
 
 

@@ -12,8 +12,9 @@ import cv2
 import numpy as np
 
 from edm_ros.errors import EDMError
-from edm_ros.matcher import EDMMatcher, MatchResult
+from edm_ros.matcher import EDMMatcher
 from edm_ros.model.checkpoint import RANDOM_WEIGHTS
+from edm_ros.results import MatchResult
 from edm_ros.visualization import draw_matches
 
 

@@ -1,7 +1,7 @@
 """Classical baseline matchers behind the interface of :class:`edm_ros.matcher.EDMMatcher`.
 
 Every matcher the evaluation runs satisfies :class:`Matcher` (``match``/``match_batch`` returning
-:class:`~edm_ros.matcher.MatchResult` in original-image pixels), so the runners treat EDM, SIFT and
+:class:`~edm_ros.results.MatchResult` in original-image pixels), so the runners treat EDM, SIFT and
 ORB alike. :func:`build_matcher` makes any of them by name, as a :class:`NamedMatcher` that also
 says what weights it runs (for report headers).
 """
@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 
 from edm_ros.errors import ConfigError
-from edm_ros.matcher import EDMMatcher, MatchResult, to_grey
+from edm_ros.matcher import EDMMatcher, to_grey
+from edm_ros.results import MatchResult
 
 MatcherName = Literal["edm", "sift", "orb"]
 

@@ -39,7 +39,7 @@ from edm_ros.evaluation.metrics import (
 )
 from edm_ros.geometry.camera import CameraModel
 from edm_ros.geometry.pose import pose_error_deg, relative_pose_from_matches
-from edm_ros.matcher import MatchResult
+from edm_ros.results import MatchResult
 
 PoseEstimator = Literal["ransac", "poselib"]
 POSE_ESTIMATORS: tuple[PoseEstimator, ...] = ("ransac", "poselib")
