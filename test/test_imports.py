@@ -90,3 +90,14 @@ def test_only_the_ros_layer_imports_rclpy():
         and any(module.split(".")[0] == "rclpy" for module in imported)
     )
     assert outside == [], f"rclpy imported outside edm_ros/ros/ by {outside}"
+
+
+def test_no_two_modules_import_each_other():
+    graph = _import_graph()
+    mutual = sorted(
+        (first, second)
+        for first, imported in graph.items()
+        for second in imported
+        if first < second and first in graph.get(second, set())
+    )
+    assert mutual == [], f"modules importing each other: {mutual}"

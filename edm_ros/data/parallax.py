@@ -20,7 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edm_ros.data.homography import PhotometricRange, photometric_augmentation, read_grey
+from edm_ros.data.homography import PhotometricRange, photometric_augmentation
+from edm_ros.data.images import read_grey
 from edm_ros.data.synthetic import (
     SyntheticPair,
     grid_points,

@@ -21,8 +21,8 @@ from typing import Literal, TypeVar
 import cv2
 import numpy as np
 
-from edm_ros.data.datasets import HomographyDataset, HomographyPair, PoseDataset, PosePair
-from edm_ros.errors import InputError
+from edm_ros.data.images import read_grey
+from edm_ros.data.pairs import HomographyDataset, HomographyPair, PoseDataset, PosePair
 from edm_ros.evaluation.baselines import NamedMatcher
 from edm_ros.evaluation.metrics import (
     HOMOGRAPHY_AUC_THRESHOLDS_PX,
@@ -176,9 +176,7 @@ def load_grey(path: Path, long_side: int | None = None) -> tuple[np.ndarray, tup
     Raises:
         InputError: the file is missing or not an image.
     """
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise InputError(f"{path}: missing or not an image readable by OpenCV")
+    image = read_grey(path)
     if long_side is None or max(image.shape) == long_side:
         return image, (1.0, 1.0)
     scale = long_side / max(image.shape)

@@ -207,7 +207,7 @@ class Trainer:
     def _batches(self) -> Iterator[Any]:
         # Pairs are already random draws: no shuffling, the order is part of reproducibility.
         # Under torchrun each process reads every world_size-th pair of each step's batch.
-        sampler = None
+        sampler: DistributedSampler | None = None
         batch_size = self.config.batch_size
         if self.group is not None:
             sampler = DistributedSampler(

@@ -143,7 +143,8 @@ def evaluate_saved_checkpoint(
         "matches_per_pair": mean count}``; the AUC is of the corner error (px) for homography sets
         and of the RANSAC pose error (deg) otherwise.
     """
-    from edm_ros.data.datasets import HomographyDataset, load_dataset
+    from edm_ros.data.datasets import load_dataset
+    from edm_ros.data.pairs import HomographyDataset
     from edm_ros.evaluation.baselines import NamedMatcher
     from edm_ros.evaluation.metrics import HOMOGRAPHY_AUC_THRESHOLDS_PX, POSE_AUC_THRESHOLDS_DEG
     from edm_ros.evaluation.runner import evaluate
