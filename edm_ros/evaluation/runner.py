@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, get_args
 
 import cv2
 import numpy as np
@@ -42,7 +42,7 @@ from edm_ros.geometry.pose import pose_error_deg, relative_pose_from_matches
 from edm_ros.results import MatchResult
 
 PoseEstimator = Literal["ransac", "poselib"]
-POSE_ESTIMATORS: tuple[PoseEstimator, ...] = ("ransac", "poselib")
+POSE_ESTIMATORS: tuple[PoseEstimator, ...] = get_args(PoseEstimator)
 RANSAC_THRESHOLD_PX = 0.5  # LoFTR/EDM protocol
 RANSAC_CONFIDENCE = 0.99999
 HOMOGRAPHY_THRESHOLD_PX = 3.0  # RANSAC reprojection threshold and "correct match" radius

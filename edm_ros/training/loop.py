@@ -250,7 +250,7 @@ class Trainer:
         if self.held_out is not None:
             loader = DataLoader(self.held_out, batch_size=self.config.batch_size)
             metrics = evaluate_held_out(
-                self.model, loader, self.device, self.config.match_threshold
+                self.model, loader, self.device, self.config.matcher_config()
             ).as_dict()
         else:
             path = self.save_weights(self.output_dir / "validation_weights.ckpt")
