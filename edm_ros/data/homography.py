@@ -137,6 +137,14 @@ def list_images(folder: str | Path, exclude: Sequence[str] = ()) -> list[Path]:
     return paths
 
 
+def check_output_size(output_size: tuple[int, int]) -> tuple[int, int]:
+    """(W, H) of generated views as ints; raises ConfigError below 16x16 pixels."""
+    width, height = output_size
+    if width < 16 or height < 16:
+        raise ConfigError(f"output_size must be at least 16x16 pixels, got {output_size}")
+    return int(width), int(height)
+
+
 def random_view(
     rng: np.random.Generator,
     crop_corners: np.ndarray,
@@ -270,11 +278,8 @@ class HomographyPairGenerator:
         warp: view ranges (default :class:`WarpRange`).
         photometric: per-view augmentation; None = none.
         """
-        width, height = output_size
-        if width < 16 or height < 16:
-            raise ConfigError(f"output_size must be at least 16x16 pixels, got {output_size}")
         self.sources = list(sources or [])
-        self.output_size = (int(width), int(height))
+        self.output_size = check_output_size(output_size)
         self.warp = warp or WarpRange()
         self.photometric = photometric
 
