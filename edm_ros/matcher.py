@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from types import EllipsisType
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -24,28 +24,13 @@ from edm_ros.model.checkpoint import (
 from edm_ros.model.config import SIZE_MULTIPLE, EDMConfig, MatcherConfig, check_network_size
 from edm_ros.model.edm import EDM
 from edm_ros.model.selection import select_matches
+from edm_ros.results import MatchResult
 
 logger = logging.getLogger(__name__)
 
 #: Seed of the random initialisation of ``weights="random"`` (tests, plumbing demos).
 RANDOM_WEIGHTS_SEED = 0
 MEANINGLESS = ": matches are meaningless; use the default or the official EDM weights"
-
-
-@dataclass(frozen=True)
-class MatchResult:
-    """Matches of one image pair, in pixels of the images as given."""
-
-    keypoints0: np.ndarray  # [M, 2] float32 (x, y) in image0
-    keypoints1: np.ndarray  # [M, 2] float32 (x, y) in image1
-    confidence: np.ndarray  # [M] float32 coarse dual-softmax confidence, descending
-    fine_confidence: np.ndarray  # [M] float32 P_f of the kept refinement direction
-    image0_size: tuple[int, int]  # (width, height)
-    image1_size: tuple[int, int]
-    inference_ms: float  # this pair's share of the network's forward pass
-
-    def __len__(self) -> int:
-        return int(self.keypoints0.shape[0])
 
 
 class BuiltModel(NamedTuple):
@@ -57,7 +42,9 @@ class BuiltModel(NamedTuple):
 
 
 def build_model(
-    weights: str | Path | None, config: EDMConfig | None = None, topk_ratio: float = 0.35
+    weights: str | Path | None,
+    config: EDMConfig | None = None,
+    topk_ratio: float = MatcherConfig.topk_ratio,
 ) -> BuiltModel:
     """EDM in eval mode with weights from a checkpoint.
 
@@ -87,6 +74,7 @@ class EDMMatcher:
         >>> matcher = EDMMatcher(weights="edm_outdoor.ckpt", device="cpu", input_size=(640, 480))
         >>> result = matcher.match(image0, image1)
         >>> result.keypoints0, result.keypoints1  # [M, 2] pixels of the original images
+        >>> outdoor = EDMMatcher(config=MatcherConfig(match_threshold=0.05), backend="onnxruntime")
 
     Images of any size are resized (without keeping the aspect ratio, as the official demos do)
     to the network input size, and the keypoints mapped back per axis.
@@ -96,39 +84,34 @@ class EDMMatcher:
         self,
         weights: str | Path | None = None,
         device: str = "cpu",
-        input_size: tuple[int, int] | None = (640, 480),
-        match_threshold: float = 0.2,
-        topk_ratio: float = 0.35,
-        border: int = 0,
-        fine_threshold: float = 1e-6,
-        max_matches: int | None = None,
+        input_size: tuple[int, int] | EllipsisType | None = ...,
+        *,
+        config: MatcherConfig | None = None,
         backend: str = "torch",
         backend_options: BackendOptions | None = None,
+        **settings: Any,
     ) -> None:
         """Args:
         weights: EDM checkpoint (official ``.ckpt`` or a plain state_dict); None = the weights
             shipped with the package (docs/weights.md); ``"random"`` = seeded random weights,
             whose matches are meaningless (tests and plumbing only).
         device: "cpu", "cuda" or "cuda:N".
-        input_size: (W, H) network input, multiples of 32; None = image size rounded to /32.
-        match_threshold: minimum coarse confidence (official 0.2 indoor, 0.05 outdoor).
-        topk_ratio: coarse candidates K = ratio * (H/8) * (W/8).
-        border: minimum distance of a match to the image border, original pixels.
-        fine_threshold: minimum fine confidence P_f.
-        max_matches: keep at most this many (highest coarse confidence first).
+        input_size: (W, H) network input, multiples of 32; None = image size rounded to /32;
+            ``...`` = the config's. Kept positional: callers pass it as the third argument.
+        config: the matcher settings (:class:`MatcherConfig`); None = its defaults.
         backend: "torch" (reference), "onnxruntime", "tensorrt" or "auto" (docs/deployment.md).
         backend_options: cache directory, precision, static batch size, CUDA graph, ...
+        **settings: MatcherConfig fields by name (``match_threshold=0.05``, ``border=8``, ...);
+            they override ``config``.
+
+        Raises:
+            ConfigError: an unknown setting or an invalid value.
         """
-        self.config = MatcherConfig(
-            input_size=None if input_size is None else (int(input_size[0]), int(input_size[1])),
-            topk_ratio=topk_ratio,
-            match_threshold=match_threshold,
-            fine_threshold=fine_threshold,
-            border=border,
-            max_matches=max_matches,
-        )
+        if input_size is not ...:
+            settings["input_size"] = input_size
+        self.config = (config or MatcherConfig()).updated(**settings)
         model, self.weights_description, self.random_weights = build_model(
-            weights, topk_ratio=topk_ratio
+            weights, topk_ratio=self.config.topk_ratio
         )
         self.backend = create_backend(backend, model, device, self.config, backend_options)
         if self.random_weights:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edm_ros.matcher import MatchResult
+from edm_ros.results import MatchResult
 
 #: At most this many matches are drawn (the most confident ones; results come sorted).
 MAX_DRAWN_MATCHES = 1000

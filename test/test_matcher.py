@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from edm_ros import EDMMatcher, InputError
+from edm_ros import EDMMatcher, InputError, MatcherConfig
 from edm_ros.errors import ConfigError
 from test.conftest import PARITY_SIZES, load_parity_fixture
 
@@ -124,6 +124,16 @@ def test_invalid_batches_and_settings_raise(parity_weights):
         EDMMatcher(parity_weights, input_size=(100, 64))
     with pytest.raises(ConfigError, match="match_threshold"):
         EDMMatcher(parity_weights, match_threshold=1.5)
+
+
+def test_keyword_settings_are_merged_into_the_given_config():
+    base = MatcherConfig(input_size=(64, 64), border=4)
+    matcher = EDMMatcher("random", config=base, match_threshold=0.0)
+    assert matcher.config == MatcherConfig(input_size=(64, 64), border=4, match_threshold=0.0)
+    assert matcher.backend.model.topk_ratio == base.topk_ratio
+    assert EDMMatcher("random", "cpu", (32, 32), config=base).config.input_size == (32, 32)
+    with pytest.raises(ConfigError, match="unknown matcher setting"):
+        EDMMatcher("random", input_size=(64, 64), threshold=0.1)
 
 
 def test_random_weights_say_so_and_leave_the_global_rng_alone():

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from edm_ros.matcher import MatchResult
+from edm_ros.results import MatchResult
 from edm_ros.visualization import draw_matches
 
 
 def _result(confidence: list[float]) -> MatchResult:
     count = len(confidence)
     points = np.tile(np.float32([[20.0, 10.0]]), (count, 1)) + np.arange(count)[:, None] * 8
-    return MatchResult(points, points, np.float32(confidence), np.ones(count, np.float32),
-                       (64, 48), (32, 48), 1.0)  # fmt: skip
+    return MatchResult(
+        points, points, np.float32(confidence), np.ones(count, np.float32), (64, 48), (32, 48), 1.0
+    )
 
 
 def test_picture_holds_both_images_side_by_side() -> None:

@@ -19,6 +19,7 @@ Both decode messages with ROS 2 Python (rclpy and sensor_msgs), as the node does
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import sys
@@ -30,7 +31,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from edm_ros.cli.match import parse_size
+from edm_ros.cli.arguments import parse_size
 from edm_ros.data.bags import (
     CAMERA_INFO_TYPE,
     IMAGE_TYPE,
@@ -43,6 +44,7 @@ from edm_ros.errors import ConfigError, EDMError, InputError
 from edm_ros.evaluation.baselines import EDMOptions, NamedMatcher, build_matcher
 from edm_ros.geometry.camera import CameraModel
 from edm_ros.geometry.pose import PoseMethod, RelativePose, relative_pose_from_matches
+from edm_ros.model.config import MatcherConfig
 
 
 def _message_class(msgtype: str) -> Any:
@@ -334,7 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     matching.add_argument("--device", default="cpu")
     matching.add_argument(
-        "--input-size", type=parse_size, default=(640, 480), help="EDM WxH or auto"
+        "--input-size",
+        type=functools.partial(parse_size, allow_auto=True),
+        default=MatcherConfig.input_size,
+        help="EDM WxH or auto",
     )
     matching.add_argument(
         "--ransac-method", default="magsac", choices=("magsac", "ransac", "poselib")
@@ -352,7 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_match(args: argparse.Namespace) -> str:
     if bool(args.left) != bool(args.right) or bool(args.left) == bool(args.topic):
         raise ConfigError("give either --left and --right (stereo) or --topic (sequential)")
-    matcher = build_matcher(args.matcher, EDMOptions(args.weights, args.device, args.input_size))
+    matcher = build_matcher(
+        args.matcher,
+        EDMOptions(args.weights, args.device, MatcherConfig(input_size=args.input_size)),
+    )
     topics = [args.left, args.right] if args.left else [args.topic]
     frames = _frames(args.bag, topics)
     pairs = stereo_pairs(frames, args.left, args.right) if args.left else sequential_pairs(frames)

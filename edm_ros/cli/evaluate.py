@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import shlex
 import sys
 from collections.abc import Sequence
@@ -20,19 +21,22 @@ from pathlib import Path
 
 import cv2
 
-from edm_ros.cli.match import parse_size
+from edm_ros.backends import BACKENDS
+from edm_ros.cli.arguments import parse_size
 from edm_ros.data.benchmarks import MEGADEPTH_LONG_SIDE, read_megadepth1500, read_scannet1500
-from edm_ros.data.datasets import Dataset, find_datasets
+from edm_ros.data.datasets import find_datasets
+from edm_ros.data.pairs import Dataset
 from edm_ros.errors import ConfigError, EDMError
 from edm_ros.evaluation.baselines import EDMOptions, NamedMatcher, build_matcher
 from edm_ros.evaluation.latency import LatencyPoint, latency_vs_batch, latency_vs_resolution
 from edm_ros.evaluation.report import LatencyResults, ReportContext, write_report
 from edm_ros.evaluation.runner import evaluate, load_grey
+from edm_ros.model.config import MatcherConfig
 
 
 def _sizes(text: str) -> list[tuple[int, int]]:
     """'384x288,640x480' -> [(384, 288), (640, 480)]."""
-    return [size for size in (parse_size(part) for part in text.split(",") if part) if size]
+    return [parse_size(part) for part in text.split(",") if part]
 
 
 def _integers(text: str) -> list[int]:
@@ -75,19 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
         "'random' for random weights",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (EDM)")
-    parser.add_argument(
-        "--backend", default="torch", help="EDM backend: torch, onnxruntime, tensorrt"
-    )
+    parser.add_argument("--backend", default="torch", help=f"EDM backend: {', '.join(BACKENDS)}")
     parser.add_argument(
         "--input-size",
-        type=parse_size,
-        default=(640, 480),
+        type=functools.partial(parse_size, allow_auto=True),
+        default=MatcherConfig.input_size,
         help="EDM network input WxH, multiples of 32, or 'auto' for the image size",
     )
     parser.add_argument(
         "--match-threshold",
         type=float,
-        default=0.2,
+        default=MatcherConfig.match_threshold,
         help="EDM coarse confidence threshold (0.2 indoor, 0.05 outdoor)",
     )
     parser.add_argument("--max-pairs", type=int, help="evaluate at most this many pairs per set")
@@ -150,9 +152,8 @@ def run(args: argparse.Namespace, command: str) -> Path:
         else ["edm", "sift", "orb"]
     )
     datasets = _datasets(args)
-    options = EDMOptions(
-        args.weights, args.device, args.input_size, args.match_threshold, args.backend
-    )
+    settings = MatcherConfig(input_size=args.input_size, match_threshold=args.match_threshold)
+    options = EDMOptions(args.weights, args.device, settings, args.backend)
     matchers = [build_matcher(name, options) for name in names]
     notes = []
     if args.megadepth1500 and "edm" in names and args.input_size is not None:
@@ -199,7 +200,9 @@ def _latency(
     for matcher in matchers:
         timed = matcher
         if matcher.name == "edm":  # run at each image size instead of the fixed input size
-            timed = build_matcher("edm", dataclasses.replace(options, input_size=None))
+            timed = build_matcher(
+                "edm", dataclasses.replace(options, config=options.config.updated(input_size=None))
+            )
         by_resolution += latency_vs_resolution(
             timed, image0, image1, resolutions, repeats=args.latency_repeats
         )

@@ -24,6 +24,7 @@ from edm_ros.backends.export import (
     topk_ratio_for,
 )
 from edm_ros.backends.options import PRECISIONS, default_cache_dir
+from edm_ros.cli.arguments import parse_size
 from edm_ros.errors import EDMError
 from edm_ros.matcher import build_model
 from edm_ros.model.checkpoint import RANDOM_WEIGHTS
@@ -32,15 +33,6 @@ from edm_ros.model.edm import EDM
 
 #: --verify passes when every per-pair value differs by less than this (parity tolerance).
 VERIFY_TOLERANCE = 1e-4
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'640x480' -> (640, 480)."""
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"size must look like 640x480, got {text!r}") from err
-    return width, height
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,17 +46,33 @@ def build_parser() -> argparse.ArgumentParser:
     weights.add_argument(
         "--random-weights", action="store_true", help="seeded random weights (plumbing tests)"
     )
-    parser.add_argument("--size", type=parse_size, default=(640, 480), help="network input WxH")
+    parser.add_argument(
+        "--size", type=parse_size, default=MatcherConfig.input_size, help="network input WxH"
+    )
     parser.add_argument("--batch-size", type=int, default=1, help="pairs per run (static)")
     k_choice = parser.add_mutually_exclusive_group()
-    k_choice.add_argument("--topk-ratio", type=float, default=0.35, help="K = ratio * cells")
+    k_choice.add_argument(
+        "--topk-ratio", type=float, default=MatcherConfig.topk_ratio, help="K = ratio * cells"
+    )
     k_choice.add_argument("--topk", type=int, help="K, the number of coarse candidates")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, choices=SUPPORTED_OPSETS)
     parser.add_argument("--output", type=Path, help="the .onnx file (default: name from shapes)")
     post = parser.add_argument_group("post-processing recorded in the sidecar (not in the graph)")
-    post.add_argument("--match-threshold", type=float, default=0.2, help="coarse confidence")
-    post.add_argument("--fine-threshold", type=float, default=1e-6, help="fine confidence P_f")
-    post.add_argument("--border", type=int, default=0, help="border to ignore, pixels")
+    post.add_argument(
+        "--match-threshold",
+        type=float,
+        default=MatcherConfig.match_threshold,
+        help="coarse confidence",
+    )
+    post.add_argument(
+        "--fine-threshold",
+        type=float,
+        default=MatcherConfig.fine_threshold,
+        help="fine confidence P_f",
+    )
+    post.add_argument(
+        "--border", type=int, default=MatcherConfig.border, help="border to ignore, pixels"
+    )
     parser.add_argument(
         "--verify", action="store_true", help="compare ONNX Runtime (CPU) with PyTorch"
     )
@@ -88,20 +96,20 @@ def main(argv: list[str] | None = None) -> int:
 
             import_tensorrt()
         ratio = args.topk_ratio if args.topk is None else topk_ratio_for(args.topk, args.size)
-        weights = RANDOM_WEIGHTS if args.random_weights else args.weights
-        built = build_model(weights, topk_ratio=ratio)
-        model = built.model
-        spec = GraphSpec(args.size, args.batch_size, num_candidates(args.size, ratio), args.opset)
-        output = args.output or Path(
-            f"edm_w{args.size[0]}_h{args.size[1]}_b{spec.batch_size}_k{spec.num_candidates}_"
-            f"op{spec.opset}.onnx"
-        )
         config = MatcherConfig(
             input_size=args.size,
             topk_ratio=ratio,
             match_threshold=args.match_threshold,
             fine_threshold=args.fine_threshold,
             border=args.border,
+        )
+        weights = RANDOM_WEIGHTS if args.random_weights else args.weights
+        built = build_model(weights, topk_ratio=config.topk_ratio)
+        model = built.model
+        spec = GraphSpec(args.size, args.batch_size, num_candidates(args.size, ratio), args.opset)
+        output = args.output or Path(
+            f"edm_w{args.size[0]}_h{args.size[1]}_b{spec.batch_size}_k{spec.num_candidates}_"
+            f"op{spec.opset}.onnx"
         )
         metadata = export_onnx(model, output, spec, config, built.description)
         print(

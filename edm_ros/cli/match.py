@@ -3,31 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
 
+from edm_ros.backends import BACKENDS
+from edm_ros.cli.arguments import parse_size
+from edm_ros.data.images import read_grey
 from edm_ros.errors import EDMError
-from edm_ros.matcher import EDMMatcher, MatchResult
+from edm_ros.matcher import EDMMatcher
 from edm_ros.model.checkpoint import RANDOM_WEIGHTS
+from edm_ros.model.config import MatcherConfig
+from edm_ros.results import MatchResult
 from edm_ros.visualization import draw_matches
-
-
-def parse_size(text: str) -> tuple[int, int] | None:
-    """'640x480' -> (640, 480); 'auto' -> None (image size rounded to /32)."""
-    if text == "auto":
-        return None
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(
-            f"size must look like 640x480 or 'auto', got {text!r}"
-        ) from err
-    return width, height
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,21 +37,26 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="seeded random weights: tests the plumbing, the matches are meaningless",
     )
-    parser.add_argument("--size", type=parse_size, default=(640, 480), help="WxH or 'auto'")
+    parser.add_argument(
+        "--size",
+        type=functools.partial(parse_size, allow_auto=True),
+        default=MatcherConfig.input_size,
+        help="WxH or 'auto'",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
-    parser.add_argument("--backend", default="torch", help="torch, onnxruntime or tensorrt")
-    parser.add_argument("--threshold", type=float, default=0.2, help="coarse confidence (0-1)")
-    parser.add_argument("--border", type=int, default=0, help="border to ignore, pixels")
+    parser.add_argument("--backend", default="torch", help=f"one of {', '.join(BACKENDS)}")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=MatcherConfig.match_threshold,
+        help="coarse confidence (0-1)",
+    )
+    parser.add_argument(
+        "--border", type=int, default=MatcherConfig.border, help="border to ignore, pixels"
+    )
     parser.add_argument("--out", type=Path, default=Path("matches.png"), help="PNG to draw")
     parser.add_argument("--json", type=Path, help="write the matches as JSON here")
     return parser
-
-
-def read_grey(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise EDMError(f"{path}: cannot read this file as an image")
-    return image
 
 
 def result_to_json(result: MatchResult, weights: str) -> dict:

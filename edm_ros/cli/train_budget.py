@@ -22,12 +22,8 @@ from pathlib import Path
 
 import torch
 
+from edm_ros.cli.arguments import parse_size
 from edm_ros.errors import EDMError
-
-
-def _size(text: str) -> tuple[int, int]:
-    width, _, height = text.lower().partition("x")
-    return int(width), int(height)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -37,8 +33,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--minutes", type=float, default=30.0, help="training time budget")
     parser.add_argument("--hpatches", required=True, help="HPatches sequence or release folder")
     parser.add_argument("--images", help="folder of source images; default procedural textures")
-    parser.add_argument("--size", type=_size, default=(320, 256), help="training input WxH")
-    parser.add_argument("--eval-size", type=_size, help="evaluation input WxH (default --size)")
+    parser.add_argument("--size", type=parse_size, default=(320, 256), help="training input WxH")
+    parser.add_argument(
+        "--eval-size", type=parse_size, help="evaluation input WxH (default --size)"
+    )
     parser.add_argument("--batch", type=int, default=2, help="pairs per step")
     parser.add_argument("--lr", type=float, default=1e-3, help="rate after the warm-up epoch")
     parser.add_argument(

@@ -26,6 +26,7 @@ from edm_ros.data.calibration import (
     read_euroc_stereo,
     stereo_extrinsic,
 )
+from edm_ros.data.images import read_grey
 from edm_ros.errors import ConfigError, InputError
 
 BagStorage = Literal["sqlite3", "mcap"]
@@ -230,9 +231,7 @@ def _stamped_messages(
     typestore: Any, image_path: Path, info: Any, stamp_ns: int, side: int
 ) -> tuple[Any, Any]:
     """The mono8 Image of one file and a copy of ``info``, both with the frame's header."""
-    grey = cv2.imread(str(image_path), cv2.IMREAD_GRAYSCALE)
-    if grey is None:
-        raise InputError(f"{image_path}: missing or not an image")
+    grey = read_grey(image_path)
     types = typestore.types
     header = types["std_msgs/msg/Header"](stamp=_stamp(typestore, stamp_ns), frame_id=f"cam{side}")
     image = types[IMAGE_TYPE](

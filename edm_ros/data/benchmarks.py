@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edm_ros.data.datasets import (
+from edm_ros.data.pairs import (
     MEGADEPTH_EPIPOLAR_THRESHOLD,
     SCANNET_EPIPOLAR_THRESHOLD,
     PoseDataset,

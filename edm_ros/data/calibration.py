@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edm_ros.data.datasets import PoseDataset, PosePair
+from edm_ros.data.pairs import PoseDataset, PosePair
 from edm_ros.errors import ConfigError, InputError
 
 # Calibration-file names of distortion models -> ROS CameraInfo names.

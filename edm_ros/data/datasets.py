@@ -15,106 +15,23 @@ Two kinds of sets:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from edm_ros.data.calibration import is_euroc_folder, read_euroc_stereo
+from edm_ros.data.pairs import (
+    Dataset,
+    HomographyDataset,
+    HomographyPair,
+    PoseDataset,
+    PosePair,
+    no_distortion,
+)
 from edm_ros.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".ppm", ".jpg", ".jpeg", ".pgm")
-SCANNET_EPIPOLAR_THRESHOLD = 5e-4  # LoFTR/EDM precision threshold for ScanNet (normalised units²)
-MEGADEPTH_EPIPOLAR_THRESHOLD = 1e-4
-
-
-def _empty_distortion() -> np.ndarray:
-    return np.zeros(0, dtype=np.float64)
-
-
-@dataclass(frozen=True)
-class PosePair:
-    """Two images of a rigid scene with calibrated cameras and their ground-truth relative pose.
-
-    Attributes:
-        name: short identifier shown in reports.
-        image0, image1: image files.
-        K0, K1: [3, 3] intrinsics in pixels of ``intrinsics_size`` (the image size when None).
-        T_0to1: [4, 4] pose of camera 0 in camera 1: ``X_cam1 = R X_cam0 + t`` (t in metres or
-            arbitrary units; only its direction is evaluated).
-        distortion0, distortion1: [D] coefficients; empty = undistorted images.
-        distortion_model: "none", "plumb_bob", "rational_polynomial" or "equidistant".
-        intrinsics_size: (width, height) K0/K1 refer to; None = the images as stored.
-        evaluation_size: (width, height) in which the protocol's pixel thresholds are meant (ScanNet
-            evaluates at 640x480); None = the images as stored.
-    """
-
-    name: str
-    image0: Path
-    image1: Path
-    K0: np.ndarray
-    K1: np.ndarray
-    T_0to1: np.ndarray
-    distortion0: np.ndarray = field(default_factory=_empty_distortion)
-    distortion1: np.ndarray = field(default_factory=_empty_distortion)
-    distortion_model: str = "none"
-    intrinsics_size: tuple[int, int] | None = None
-    evaluation_size: tuple[int, int] | None = None
-
-    def __post_init__(self) -> None:
-        for label, matrix, shape in (
-            ("K0", self.K0, (3, 3)),
-            ("K1", self.K1, (3, 3)),
-            ("T_0to1", self.T_0to1, (4, 4)),
-        ):
-            if np.shape(matrix) != shape or not np.all(np.isfinite(matrix)):
-                raise InputError(
-                    f"pair {self.name}: {label} must be a finite {shape} matrix, got shape "
-                    f"{np.shape(matrix)}; check the ground-truth file."
-                )
-
-
-@dataclass(frozen=True)
-class HomographyPair:
-    """Two views of a plane and the ground-truth homography ``x_1 ~ H_0to1 x_0`` (pixels)."""
-
-    name: str
-    image0: Path
-    image1: Path
-    H_0to1: np.ndarray  # [3, 3]
-
-
-@dataclass(frozen=True)
-class PoseDataset:
-    """Relative-pose pairs and the protocol settings that belong to the set.
-
-    Attributes:
-        name: shown in reports.
-        pairs: the pairs, in file order.
-        stereo: True when every pair is a simultaneous left/right frame of one calibrated rig; the
-            stereo metrics (vertical disparity, baseline direction) then apply.
-        epipolar_threshold: matching-precision threshold on the squared symmetric epipolar distance
-            in normalised units (LoFTR: 5e-4 ScanNet, 1e-4 MegaDepth).
-        image_long_side: resize images so that their long side has this many pixels before
-            matching (MegaDepth protocol: 1152 for EDM); None = as stored. Matches are mapped back.
-    """
-
-    name: str
-    pairs: tuple[PosePair, ...]
-    stereo: bool = False
-    epipolar_threshold: float = SCANNET_EPIPOLAR_THRESHOLD
-    image_long_side: int | None = None
-
-
-@dataclass(frozen=True)
-class HomographyDataset:
-    """Homography pairs (HPatches protocol)."""
-
-    name: str
-    pairs: tuple[HomographyPair, ...]
-
-
-Dataset = PoseDataset | HomographyDataset
 DatasetFormat = Literal["euroc_stereo", "pairs_gt_json", "pairs_with_gt_txt", "hpatches"]
 _PAIR_FILES = {"pairs_gt_json": "pairs_gt.json", "pairs_with_gt_txt": "pairs_with_gt.txt"}
 
@@ -176,8 +93,8 @@ def _pose_pair_from_json(entry: dict, image_dir: Path, where: str) -> PosePair:
         K0=_matrix(entry["K0"], (3, 3), where),
         K1=_matrix(entry["K1"], (3, 3), where),
         T_0to1=_matrix(entry["T_0to1"], (4, 4), where),
-        distortion0=distortion0 if has_distortion else _empty_distortion(),
-        distortion1=distortion1 if has_distortion else _empty_distortion(),
+        distortion0=distortion0 if has_distortion else no_distortion(),
+        distortion1=distortion1 if has_distortion else no_distortion(),
         distortion_model="plumb_bob" if has_distortion else "none",
         evaluation_size=evaluation_size,
     )
@@ -297,8 +214,6 @@ def dataset_format(path: str | Path) -> DatasetFormat | None:
     Checked in this order: a EuRoC/Kalibr stereo folder (``cam0/`` and ``cam1/`` with
     ``sensor.yaml``, or ``mav0/``), ``pairs_gt.json``, ``pairs_with_gt.txt``, HPatches.
     """
-    from edm_ros.data.calibration import is_euroc_folder
-
     path = Path(path)
     if path.is_file():
         return "pairs_gt_json" if path.suffix == ".json" else "pairs_with_gt_txt"
@@ -333,8 +248,6 @@ def load_dataset(path: str | Path) -> Dataset:
     Raises:
         InputError: nothing recognisable at ``path``, or a malformed file.
     """
-    from edm_ros.data.calibration import read_euroc_stereo
-
     path = Path(path)
     found = dataset_format(path)
     if found == "euroc_stereo":

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from edm_ros.data.datasets import IMAGE_SUFFIXES
+from edm_ros.data.images import read_grey
 from edm_ros.data.synthetic import textured_image
 from edm_ros.errors import ConfigError, InputError
 
@@ -136,21 +137,12 @@ def list_images(folder: str | Path, exclude: Sequence[str] = ()) -> list[Path]:
     return paths
 
 
-def read_grey(path: str | Path) -> np.ndarray:
-    """Read an image file as grey uint8 [H, W], converted as the matcher converts BGR input.
-
-    Raises:
-        InputError: missing or unreadable file.
-    """
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise InputError(f"{path}: missing or not an image OpenCV can read")
-    if image.dtype != np.uint8:
-        image = cv2.convertScaleAbs(image, alpha=255.0 / max(float(image.max()), 1.0))
-    if image.ndim == 3:
-        code = cv2.COLOR_BGR2GRAY if image.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
-        image = cv2.cvtColor(image, code)
-    return image
+def check_output_size(output_size: tuple[int, int]) -> tuple[int, int]:
+    """(W, H) of generated views as ints; raises ConfigError below 16x16 pixels."""
+    width, height = output_size
+    if width < 16 or height < 16:
+        raise ConfigError(f"output_size must be at least 16x16 pixels, got {output_size}")
+    return int(width), int(height)
 
 
 def random_view(
@@ -220,7 +212,7 @@ def photometric_augmentation(
     Returns:
         [H, W] uint8 grey.
     """
-    grey = image.astype(np.float32) / 255.0
+    grey: np.ndarray = image.astype(np.float32) / 255.0
     grey *= np.exp(rng.uniform(*np.log(photometric.exposure)))
     if rng.random() < photometric.vignetting_probability:
         grey *= _vignetting(grey.shape, rng.uniform(0.0, photometric.max_vignetting))
@@ -235,11 +227,13 @@ def photometric_augmentation(
         grey = cv2.filter2D(grey, -1, _motion_kernel(length, rng.uniform(0.0, 180.0)))
     noise_std = rng.uniform(0.0, photometric.max_noise_std) / 255.0
     grey = grey + rng.normal(0.0, noise_std, size=grey.shape).astype(np.float32)
-    out = np.clip(np.round(grey * 255.0), 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(np.round(grey * 255.0), 0, 255).astype(np.uint8)
     if rng.random() < photometric.jpeg_probability:
         quality = int(rng.integers(photometric.jpeg_quality[0], photometric.jpeg_quality[1] + 1))
         _, encoded = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        out = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
+        decoded = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
+        assert decoded is not None, "OpenCV decodes the JPEG it has just encoded"
+        out = decoded
     return out
 
 
@@ -255,7 +249,7 @@ def _vignetting(shape: tuple[int, ...], strength: float) -> np.ndarray:
 
 def _motion_kernel(length: int, angle_deg: float) -> np.ndarray:
     """A normalised straight streak of ``length`` pixels at ``angle_deg``."""
-    kernel = np.zeros((length, length), np.float32)
+    kernel: np.ndarray = np.zeros((length, length), np.float32)
     kernel[length // 2, :] = 1.0
     centre = ((length - 1) / 2, (length - 1) / 2)
     rotation = cv2.getRotationMatrix2D(centre, angle_deg, 1.0)
@@ -284,11 +278,8 @@ class HomographyPairGenerator:
         warp: view ranges (default :class:`WarpRange`).
         photometric: per-view augmentation; None = none.
         """
-        width, height = output_size
-        if width < 16 or height < 16:
-            raise ConfigError(f"output_size must be at least 16x16 pixels, got {output_size}")
         self.sources = list(sources or [])
-        self.output_size = (int(width), int(height))
+        self.output_size = check_output_size(output_size)
         self.warp = warp or WarpRange()
         self.photometric = photometric
 

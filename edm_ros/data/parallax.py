@@ -20,7 +20,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edm_ros.data.homography import PhotometricRange, photometric_augmentation, read_grey
+from edm_ros.data.homography import (
+    PhotometricRange,
+    check_output_size,
+    photometric_augmentation,
+)
+from edm_ros.data.images import read_grey
 from edm_ros.data.synthetic import (
     SyntheticPair,
     grid_points,
@@ -84,11 +89,8 @@ class ParallaxPairGenerator:
         motion: pose and lens ranges (default :class:`MotionRange`).
         photometric: per-view augmentation; None = none.
         """
-        width, height = output_size
-        if width < 16 or height < 16:
-            raise ConfigError(f"output_size must be at least 16x16 pixels, got {output_size}")
         self.sources = list(sources or [])
-        self.output_size = (int(width), int(height))
+        self.output_size = check_output_size(output_size)
         self.motion = motion or MotionRange()
         self.photometric = photometric
 

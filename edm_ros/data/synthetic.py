@@ -245,7 +245,7 @@ def textured_rectangle(
 
 def room_scene(
     rng: np.random.Generator,
-    texture: Callable[[float, float], np.ndarray],
+    texture: Callable[[int, int], np.ndarray],
     texel_at_1m: float,
 ) -> tuple[TexturedPlane, ...]:
     """A room around the world origin: floor, ceiling, four walls and 2-6 boxes on the floor.
@@ -291,7 +291,7 @@ def room_scene(
 
 def _box(
     rng: np.random.Generator,
-    texture: Callable[[float, float], np.ndarray],
+    texture: Callable[[int, int], np.ndarray],
     texel_at_1m: float,
     half_width: float,
     floor_y: float,

@@ -1,7 +1,7 @@
 """Classical baseline matchers behind the interface of :class:`edm_ros.matcher.EDMMatcher`.
 
 Every matcher the evaluation runs satisfies :class:`Matcher` (``match``/``match_batch`` returning
-:class:`~edm_ros.matcher.MatchResult` in original-image pixels), so the runners treat EDM, SIFT and
+:class:`~edm_ros.results.MatchResult` in original-image pixels), so the runners treat EDM, SIFT and
 ORB alike. :func:`build_matcher` makes any of them by name, as a :class:`NamedMatcher` that also
 says what weights it runs (for report headers).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, get_args
 
@@ -18,7 +18,9 @@ import cv2
 import numpy as np
 
 from edm_ros.errors import ConfigError
-from edm_ros.matcher import EDMMatcher, MatchResult, to_grey
+from edm_ros.matcher import EDMMatcher, to_grey
+from edm_ros.model.config import MatcherConfig
+from edm_ros.results import MatchResult
 
 MatcherName = Literal["edm", "sift", "orb"]
 
@@ -167,8 +169,7 @@ class EDMOptions:
 
     weights: str | Path | None = None
     device: str = "cpu"
-    input_size: tuple[int, int] | None = (640, 480)
-    match_threshold: float = 0.2
+    config: MatcherConfig = field(default_factory=MatcherConfig)  # input size, thresholds, ...
     backend: str = "torch"
 
 
@@ -177,7 +178,7 @@ def build_matcher(name: str, edm: EDMOptions | None = None) -> NamedMatcher:
 
     Args:
         name: "edm", "sift" or "orb".
-        edm: EDM's options (weights, device, input size ...); None = the defaults.
+        edm: EDM's options (weights, device, matcher settings, backend); None = the defaults.
 
     Returns:
         The matcher and its labels.
@@ -192,11 +193,5 @@ def build_matcher(name: str, edm: EDMOptions | None = None) -> NamedMatcher:
     if name != "edm":
         raise ConfigError(f"matcher {name!r} unknown; expected one of {get_args(MatcherName)}")
     edm = edm or EDMOptions()
-    model = EDMMatcher(
-        edm.weights,
-        device=edm.device,
-        input_size=edm.input_size,
-        match_threshold=edm.match_threshold,
-        backend=edm.backend,
-    )
+    model = EDMMatcher(edm.weights, edm.device, config=edm.config, backend=edm.backend)
     return NamedMatcher("edm", model, model.weights_description, model.random_weights)

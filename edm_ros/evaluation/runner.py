@@ -16,13 +16,13 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, get_args
 
 import cv2
 import numpy as np
 
-from edm_ros.data.datasets import HomographyDataset, HomographyPair, PoseDataset, PosePair
-from edm_ros.errors import InputError
+from edm_ros.data.images import read_grey
+from edm_ros.data.pairs import HomographyDataset, HomographyPair, PoseDataset, PosePair
 from edm_ros.evaluation.baselines import NamedMatcher
 from edm_ros.evaluation.metrics import (
     HOMOGRAPHY_AUC_THRESHOLDS_PX,
@@ -39,10 +39,10 @@ from edm_ros.evaluation.metrics import (
 )
 from edm_ros.geometry.camera import CameraModel
 from edm_ros.geometry.pose import pose_error_deg, relative_pose_from_matches
-from edm_ros.matcher import MatchResult
+from edm_ros.results import MatchResult
 
 PoseEstimator = Literal["ransac", "poselib"]
-POSE_ESTIMATORS: tuple[PoseEstimator, ...] = ("ransac", "poselib")
+POSE_ESTIMATORS: tuple[PoseEstimator, ...] = get_args(PoseEstimator)
 RANSAC_THRESHOLD_PX = 0.5  # LoFTR/EDM protocol
 RANSAC_CONFIDENCE = 0.99999
 HOMOGRAPHY_THRESHOLD_PX = 3.0  # RANSAC reprojection threshold and "correct match" radius
@@ -176,9 +176,7 @@ def load_grey(path: Path, long_side: int | None = None) -> tuple[np.ndarray, tup
     Raises:
         InputError: the file is missing or not an image.
     """
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise InputError(f"{path}: missing or not an image readable by OpenCV")
+    image = read_grey(path)
     if long_side is None or max(image.shape) == long_side:
         return image, (1.0, 1.0)
     scale = long_side / max(image.shape)

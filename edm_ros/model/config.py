@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from numbers import Integral
+from typing import Any
 
 from edm_ros.errors import ConfigError
 
@@ -32,20 +34,26 @@ class EDMConfig:
             raise ConfigError(
                 f"block_dims must be 5 positive channel counts, got {self.block_dims}"
             )
-        if self.d_model % (4 * self.num_heads) != 0 and self.d_model % 4 != 0:
-            raise ConfigError(f"d_model {self.d_model} must be divisible by 4 and by num_heads")
+        if self.num_heads < 1:
+            raise ConfigError(f"num_heads must be >= 1, got {self.num_heads}")
+        # RoPE rotates channel quadruples of the whole d_model; each head takes d_model/num_heads.
+        if self.d_model % 4 != 0 or self.d_model % self.num_heads != 0:
+            raise ConfigError(
+                f"d_model {self.d_model} must be divisible by 4 and by num_heads {self.num_heads}"
+            )
         if self.temperature <= 0 or self.num_bins < 1 or self.num_attention_pairs < 1:
             raise ConfigError("temperature must be > 0, num_bins >= 1, num_attention_pairs >= 1")
 
 
 @dataclass(frozen=True)
 class MatcherConfig:
-    """Per-deployment choices; they do not change the weights."""
+    """Per-deployment choices; they do not change the weights.
 
-    input_size: tuple[int, int] | None = (
-        640,
-        480,
-    )  # (W, H) pixels; None = image size rounded to /32
+    The one owner of these settings: the matcher, the evaluation, the training validation and the
+    node take a MatcherConfig; ``config.updated(match_threshold=0.05)`` changes a few by name.
+    """
+
+    input_size: tuple[int, int] | None = (640, 480)  # (W, H) pixels; None = image size to /32
     topk_ratio: float = 0.35  # K = int(ratio * Hc * Wc) coarse candidates (official configs)
     match_threshold: float = 0.2  # coarse confidence; 0.2 indoor/demos, 0.05 outdoor (official)
     fine_threshold: float = 1e-6  # on the fine confidence P_f (official configs)
@@ -54,7 +62,10 @@ class MatcherConfig:
 
     def __post_init__(self) -> None:
         if self.input_size is not None:
-            check_network_size(self.input_size)
+            # Lists (YAML, ROS parameters) and numpy integers become a plain (W, H) tuple.
+            size = tuple(int(s) if isinstance(s, Integral) else s for s in self.input_size)
+            check_network_size(size)  # type: ignore[arg-type]
+            object.__setattr__(self, "input_size", size)
         if not 0.0 < self.topk_ratio <= 1.0:
             raise ConfigError(f"topk_ratio must be in (0, 1], got {self.topk_ratio}")
         if not 0.0 <= self.match_threshold <= 1.0:
@@ -65,6 +76,20 @@ class MatcherConfig:
             raise ConfigError(f"border must be >= 0 pixels, got {self.border}")
         if self.max_matches is not None and self.max_matches < 1:
             raise ConfigError(f"max_matches must be >= 1 or None, got {self.max_matches}")
+
+    def updated(self, **settings: Any) -> MatcherConfig:
+        """A copy with the named settings changed (validated as a new config).
+
+        Raises:
+            ConfigError: a name that is not a setting, or an invalid value.
+        """
+        names = [f.name for f in fields(self)]
+        unknown = sorted(set(settings) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"unknown matcher setting(s) {', '.join(unknown)}; valid: {', '.join(names)}"
+            )
+        return replace(self, **settings)
 
 
 def check_network_size(size: tuple[int, int]) -> None:

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from edm_ros.data.homography import PhotometricRange, WarpRange
 from edm_ros.data.parallax import MotionRange
 from edm_ros.errors import ConfigError
-from edm_ros.model.config import check_network_size
+from edm_ros.model.config import MatcherConfig, check_network_size
 from edm_ros.training.losses import LossConfig
 from edm_ros.training.schedule import LRSchedule
 
@@ -53,7 +53,7 @@ class TrainConfig:
     ] = ()  # dataset folders (HPatches, pairs_gt.json, ...); () = held-out
     validation_pairs: int = 32  # held-out generated pairs, or the first N pairs of the dataset
     validation_size: tuple[int, int] | None = None  # dataset validation input; None = image_size
-    match_threshold: float = 0.2  # coarse threshold of the final matches in validation
+    match_threshold: float = MatcherConfig.match_threshold  # final matches in validation
     # Optimisation (official outdoor recipe)
     batch_size: int = 4  # pairs per step; the rate scales with it (schedule.canonical_batch)
     epochs: int = 30
@@ -62,7 +62,7 @@ class TrainConfig:
     gradient_clip: float = 0.5  # max global gradient norm
     loss: LossConfig = field(default_factory=LossConfig)
     pad_num: int = 32  # GT padding: in-window candidates per pair (TRAIN_PAD_NUM; 0 = off)
-    topk_ratio: float = 0.35  # K = ratio * Hc * Wc candidates
+    topk_ratio: float = MatcherConfig.topk_ratio  # K = ratio * Hc * Wc candidates
     # Run
     seed: int = 66  # official TRAINER.SEED
     device: str = "cpu"  # "cpu", "cuda", "cuda:N"
@@ -93,15 +93,20 @@ class TrainConfig:
                 f"need gradient_clip > 0, weight_decay >= 0, pad_num >= 0; got "
                 f"{self.gradient_clip}, {self.weight_decay}, {self.pad_num}"
             )
-        if not 0.0 < self.topk_ratio <= 1.0 or not 0.0 <= self.match_threshold <= 1.0:
-            raise ConfigError(
-                f"topk_ratio must be in (0, 1] and match_threshold in [0, 1], got "
-                f"{self.topk_ratio}, {self.match_threshold}"
-            )
+        self.matcher_config()  # validates topk_ratio and match_threshold where they are owned
         if not 0.0 <= self.parallax_fraction <= 1.0:
             raise ConfigError(f"parallax_fraction must be in [0, 1], got {self.parallax_fraction}")
         if self.data != "homography" and self.data_root is None:
             raise ConfigError(f"data {self.data!r} needs data_root (the LoFTR data folder)")
+
+    def matcher_config(self) -> MatcherConfig:
+        """The matcher settings of this run (any input size): its K and validation threshold.
+
+        Flat keys (``topk_ratio``, ``match_threshold``) keep the config files short.
+        """
+        return MatcherConfig(
+            input_size=None, topk_ratio=self.topk_ratio, match_threshold=self.match_threshold
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, nested values (for checkpoints and history files)."""

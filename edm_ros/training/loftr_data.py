@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from edm_ros.data.benchmarks import load_loftr_npz, scannet_world_to_camera
-from edm_ros.data.homography import read_grey
+from edm_ros.data.images import read_grey
 from edm_ros.errors import ConfigError, InputError
 from edm_ros.training.config import TrainConfig
 from edm_ros.training.data import DepthBatch

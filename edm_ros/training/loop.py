@@ -207,7 +207,7 @@ class Trainer:
     def _batches(self) -> Iterator[Any]:
         # Pairs are already random draws: no shuffling, the order is part of reproducibility.
         # Under torchrun each process reads every world_size-th pair of each step's batch.
-        sampler = None
+        sampler: DistributedSampler | None = None
         batch_size = self.config.batch_size
         if self.group is not None:
             sampler = DistributedSampler(
@@ -250,7 +250,7 @@ class Trainer:
         if self.held_out is not None:
             loader = DataLoader(self.held_out, batch_size=self.config.batch_size)
             metrics = evaluate_held_out(
-                self.model, loader, self.device, self.config.match_threshold
+                self.model, loader, self.device, self.config.matcher_config()
             ).as_dict()
         else:
             path = self.save_weights(self.output_dir / "validation_weights.ckpt")

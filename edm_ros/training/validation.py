@@ -55,12 +55,14 @@ def evaluate_held_out(
     model: EDM,
     batches: Iterable[PairBatch],
     device: torch.device | str = "cpu",
-    match_threshold: float = 0.2,
+    selection: MatcherConfig | None = None,
 ) -> HeldOutMetrics:
     """Run the network in eval mode over ``batches`` and measure coarse and final precision.
 
-    The model's train/eval mode is restored afterwards.
+    The model's train/eval mode is restored afterwards. ``selection`` sets the thresholds of the
+    final matches (None = the MatcherConfig defaults).
     """
+    selection = selection or MatcherConfig(input_size=None)
     was_training = model.training
     model.eval()
     correct = evaluated = good_matches = all_matches = pairs = 0
@@ -79,9 +81,7 @@ def evaluate_held_out(
             correct += int((has_truth & (expected == _cells(candidates.points1, grid[1]))).sum())
             evaluated += int(has_truth.sum())
             if isinstance(batch, HomographyBatch):
-                good, total = _final_matches(
-                    candidates, batch.H_0to1, (width, height), match_threshold
-                )
+                good, total = _final_matches(candidates, batch.H_0to1, (width, height), selection)
                 good_matches, all_matches = good_matches + good, all_matches + total
             pairs += batch.image0.shape[0]
     finally:
@@ -105,7 +105,7 @@ def _final_matches(
     candidates: tuple[torch.Tensor, ...],
     H_0to1: torch.Tensor,
     size: tuple[int, int],
-    match_threshold: float,
+    selection: MatcherConfig,
 ) -> tuple[int, int]:
     """(correct, total) final matches of a batch under the official selection.
 
@@ -113,13 +113,12 @@ def _final_matches(
         candidates: the network's Candidates, [B, K, ...].
         H_0to1: [B, 3, 3] ground-truth homographies, network-input pixels.
         size: (W, H) of the network input.
-        match_threshold: coarse confidence threshold of the selection.
+        selection: thresholds, border and match cap of the final selection.
     """
     arrays = CandidateArrays(*(field.float().cpu().numpy() for field in candidates))
-    config = MatcherConfig(input_size=None, match_threshold=match_threshold)
     good = total = 0
     for index, homography in enumerate(H_0to1.cpu().numpy()):
-        matches = select_matches(arrays.pair(index), (1.0, 1.0), (1.0, 1.0), size, size, config)
+        matches = select_matches(arrays.pair(index), (1.0, 1.0), (1.0, 1.0), size, size, selection)
         points0 = np.column_stack([matches.keypoints0, np.ones(len(matches.keypoints0))])
         projected = points0 @ homography.T
         expected = projected[:, :2] / projected[:, 2:]
@@ -143,7 +142,8 @@ def evaluate_saved_checkpoint(
         "matches_per_pair": mean count}``; the AUC is of the corner error (px) for homography sets
         and of the RANSAC pose error (deg) otherwise.
     """
-    from edm_ros.data.datasets import HomographyDataset, load_dataset
+    from edm_ros.data.datasets import load_dataset
+    from edm_ros.data.pairs import HomographyDataset
     from edm_ros.evaluation.baselines import NamedMatcher
     from edm_ros.evaluation.metrics import HOMOGRAPHY_AUC_THRESHOLDS_PX, POSE_AUC_THRESHOLDS_DEG
     from edm_ros.evaluation.runner import evaluate

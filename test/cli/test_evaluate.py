@@ -11,6 +11,7 @@ def test_default_run_evaluates_edm_with_the_shipped_weights_and_the_baselines(
     data_dir, tmp_path
 ) -> None:
     out = tmp_path / "report"
+    # fmt: skip keeps each flag next to its value (formatted: one word per line)
     status = main([str(data_dir / "euroc_v101_micro_stereo"), str(data_dir / "hpatches_v_graffiti"),
                    "--max-pairs", "1", "--no-latency", "--no-progress", "--visualize", "0",
                    "--out", str(out)])  # fmt: skip
@@ -21,16 +22,20 @@ def test_default_run_evaluates_edm_with_the_shipped_weights_and_the_baselines(
     assert "## hpatches_v_graffiti (homography, 1 pairs)" in text
     results = json.loads((out / "results.json").read_text())
     assert [(e["dataset"], e["matcher"]) for e in results["evaluations"]] == [
-        ("euroc_v101_micro_stereo", "edm"), ("euroc_v101_micro_stereo", "sift"),
-        ("euroc_v101_micro_stereo", "orb"), ("hpatches_v_graffiti", "edm"),
-        ("hpatches_v_graffiti", "sift"), ("hpatches_v_graffiti", "orb"),
-    ]  # fmt: skip
+        ("euroc_v101_micro_stereo", "edm"),
+        ("euroc_v101_micro_stereo", "sift"),
+        ("euroc_v101_micro_stereo", "orb"),
+        ("hpatches_v_graffiti", "edm"),
+        ("hpatches_v_graffiti", "sift"),
+        ("hpatches_v_graffiti", "orb"),
+    ]
 
 
 def test_edm_with_random_weights_reports_so_with_latency_tables(
     data_dir, parity_weights, tmp_path
 ) -> None:
     out = tmp_path / "report"
+    # fmt: skip keeps each flag next to its value (formatted: one word per line)
     status = main([str(data_dir / "scannet1500_sample"), "--matchers", "edm", "--weights",
                    str(parity_weights), "--input-size", "160x128", "--max-pairs", "2",
                    "--latency-resolutions", "160x128", "--batch-sizes", "1,2",

@@ -14,6 +14,7 @@ pytest.importorskip("onnxruntime", reason="--verify runs ONNX Runtime")
 
 def test_export_writes_graph_and_sidecar_and_verifies_against_pytorch(tmp_path, capsys):
     output = tmp_path / "edm.onnx"
+    # fmt: skip keeps each flag next to its value (formatted: one word per line)
     status = main(
         ["--random-weights", "--size", "96x64", "--batch-size", "2", "--topk", "40",
          "--match-threshold", "0.05", "--border", "16", "--output", str(output), "--verify"]
@@ -29,6 +30,7 @@ def test_export_writes_graph_and_sidecar_and_verifies_against_pytorch(tmp_path, 
 
 
 def test_impossible_k_fails_with_one_clear_line(tmp_path, capsys):
+    # fmt: skip keeps each flag next to its value (formatted: one word per line)
     status = main(["--random-weights", "--size", "64x64", "--topk", "65",
                    "--output", str(tmp_path / "edm.onnx")])  # fmt: skip
     assert status == 1
@@ -38,6 +40,7 @@ def test_impossible_k_fails_with_one_clear_line(tmp_path, capsys):
 
 def test_tensorrt_without_the_package_names_it(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "tensorrt", None)
+    # fmt: skip keeps each flag next to its value (formatted: one word per line)
     status = main(["--random-weights", "--size", "64x64", "--output", str(tmp_path / "e.onnx"),
                    "--tensorrt"])  # fmt: skip
     assert status == 1 and "pip install tensorrt" in capsys.readouterr().err

@@ -31,6 +31,7 @@ def test_edm_match_draws_and_writes_the_official_matches(
 ):
     fixture, (image0, image1) = pair_files
     out, matches = tmp_path / "m.png", tmp_path / "m.json"
+    # fmt: skip keeps each flag next to its value (formatted: one word per line)
     code = main(
         [str(image0), str(image1), "--weights", str(parity_weights), "--size", "320x256",
          "--out", str(out), "--json", str(matches)]
@@ -68,6 +69,7 @@ def test_edm_match_uses_the_shipped_weights_by_default(pair_files, tmp_path, cap
 
 def test_bench_reports_stages_memory_and_coarse_comparison(tmp_path):
     out = tmp_path / "bench.json"
+    # fmt: skip keeps each flag next to its value (formatted: one word per line)
     subprocess.run(
         [sys.executable, "-m", "edm_ros.cli.bench", "--sizes", "128x96", "--batches", "1", "2",
          "--runs", "1", "--threads", "1", "--out", str(out)],

@@ -42,6 +42,7 @@ def test_plot_schedule_only(tmp_path, capsys):
 
 
 def test_tiny_run_and_resume(tmp_path):
+    # fmt: skip keeps each flag next to its value (formatted: one word per line)
     run = [
         "--set", "image_size=64,64", "batch_size=2", "pairs_per_epoch=2", "validation_pairs=2",
         "--output-dir", str(tmp_path), "--threads", "1", "--no-progress",

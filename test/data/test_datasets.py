@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 
 from edm_ros.data.datasets import (
-    HomographyDataset,
-    PoseDataset,
     dataset_format,
     find_datasets,
     load_dataset,
@@ -17,6 +15,7 @@ from edm_ros.data.datasets import (
     read_pairs_gt_json,
     read_pairs_with_gt_txt,
 )
+from edm_ros.data.pairs import HomographyDataset, PoseDataset
 from edm_ros.errors import InputError
 
 

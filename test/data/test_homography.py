@@ -12,7 +12,6 @@ from edm_ros.data.homography import (
     WarpRange,
     list_images,
     photometric_augmentation,
-    read_grey,
     render_view,
     visible_fraction,
 )
@@ -97,8 +96,6 @@ def test_folder_errors_say_what_was_expected(tmp_path):
         list_images(tmp_path)
     with pytest.raises(InputError, match="not a folder"):
         list_images(tmp_path / "missing")
-    with pytest.raises(InputError, match="not an image"):
-        read_grey(tmp_path / "missing.png")
 
 
 def test_invalid_ranges_are_rejected():

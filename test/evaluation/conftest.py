@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edm_ros.data.datasets import PoseDataset, PosePair
+from edm_ros.data.pairs import PoseDataset, PosePair
 from edm_ros.geometry.camera import CameraModel
 from test.evaluation.scene import (
     SCANNET_K,

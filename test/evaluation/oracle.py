@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from edm_ros.evaluation.baselines import NamedMatcher
-from edm_ros.matcher import MatchResult
+from edm_ros.results import MatchResult
 
 
 class OracleMatcher:

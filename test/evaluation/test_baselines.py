@@ -69,8 +69,11 @@ def test_factory_names_and_errors(parity_weights) -> None:
 
 def test_edm_with_the_random_test_checkpoint_is_labelled_random(parity_weights) -> None:
     from edm_ros.evaluation.baselines import EDMOptions
+    from edm_ros.model.config import MatcherConfig
 
-    named = build_matcher("edm", EDMOptions(parity_weights, input_size=(160, 128)))
+    named = build_matcher(
+        "edm", EDMOptions(parity_weights, config=MatcherConfig(input_size=(160, 128)))
+    )
     assert named.random_weights and "RANDOM" in named.description
     result = named.matcher.match(np.zeros((128, 160), np.uint8), np.zeros((128, 160), np.uint8))
     assert result.image0_size == (160, 128)

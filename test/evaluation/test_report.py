@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from edm_ros.data.datasets import HomographyDataset, HomographyPair
+from edm_ros.data.pairs import HomographyDataset, HomographyPair
 from edm_ros.evaluation.baselines import NamedMatcher
 from edm_ros.evaluation.latency import LatencyPoint
 from edm_ros.evaluation.report import LatencyResults, ReportContext, write_report

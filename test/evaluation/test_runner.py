@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edm_ros.data.calibration import read_euroc_stereo
-from edm_ros.data.datasets import HomographyDataset, HomographyPair, PoseDataset, PosePair
+from edm_ros.data.pairs import HomographyDataset, HomographyPair, PoseDataset, PosePair
 from edm_ros.evaluation.baselines import build_matcher
 from edm_ros.evaluation.runner import (
     estimate_pose,

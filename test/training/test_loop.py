@@ -19,10 +19,16 @@ from edm_ros.training.validation import evaluate_held_out
 def tiny_config(tmp_path, **changes) -> TrainConfig:
     """64x64 pairs, 2 steps per epoch: plumbing only."""
     values = dict(
-        image_size=(64, 64), batch_size=2, pairs_per_epoch=4, epochs=2, validation_pairs=2,
-        schedule=LRSchedule(canonical_lr=0.016, warmup_epochs=0.5), output_dir=str(tmp_path),
-        progress=False, seed=5,
-    )  # fmt: skip
+        image_size=(64, 64),
+        batch_size=2,
+        pairs_per_epoch=4,
+        epochs=2,
+        validation_pairs=2,
+        schedule=LRSchedule(canonical_lr=0.016, warmup_epochs=0.5),
+        output_dir=str(tmp_path),
+        progress=False,
+        seed=5,
+    )
     values.update(changes)
     return TrainConfig(**values)
 
@@ -35,13 +41,19 @@ def test_training_from_random_weights_lowers_the_loss_and_learns_to_match(tmp_pa
     coarse precision 0.008 -> 0.49 (chance 0.003); final matches 52 % within 3 px, 39 per pair.
     """
     config = TrainConfig(
-        image_size=(160, 128), batch_size=2, pairs_per_epoch=100, epochs=4, validation_pairs=16,
+        image_size=(160, 128),
+        batch_size=2,
+        pairs_per_epoch=100,
+        epochs=4,
+        validation_pairs=16,
         schedule=LRSchedule(canonical_lr=1e-3 * 32 / 2, warmup_epochs=0.3, milestones=()),
-        output_dir=str(tmp_path), progress=False,
+        output_dir=str(tmp_path),
+        progress=False,
         # The view range these numbers were measured with (narrower than the default).
-        warp=WarpRange(max_rotation_deg=25.0, scale_range=(0.75, 1.3), max_shift=0.1,
-                       min_overlap=0.35),
-    )  # fmt: skip
+        warp=WarpRange(
+            max_rotation_deg=25.0, scale_range=(0.75, 1.3), max_shift=0.1, min_overlap=0.35
+        ),
+    )
     trainer = Trainer(config)
     held_out = DataLoader(trainer.held_out, batch_size=8)
     before = evaluate_held_out(trainer.model, held_out)
@@ -92,9 +104,12 @@ def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(tmp_path
 
 def test_validation_on_a_dataset_folder_reports_its_auc(tmp_path, data_dir):
     config = tiny_config(
-        tmp_path, epochs=1, validation=str(data_dir / "hpatches_v_graffiti"), validation_pairs=2,
+        tmp_path,
+        epochs=1,
+        validation=str(data_dir / "hpatches_v_graffiti"),
+        validation_pairs=2,
         validation_size=(160, 128),
-    )  # fmt: skip
+    )
     history = Trainer(config).fit()
     keys = {key for key in history[0] if key.startswith("val_")}
     assert {"val_auc@3", "val_auc@5", "val_auc@10", "val_precision"} <= keys
@@ -106,9 +121,12 @@ def test_several_validation_sets_are_reported_per_set_and_their_mean_picks_the_b
 ):
     sets = ("hpatches_v_graffiti", "euroc_v101_micro_stereo")
     config = tiny_config(
-        tmp_path, epochs=1, validation=tuple(str(data_dir / name) for name in sets),
-        validation_pairs=2, validation_size=(160, 128),
-    )  # fmt: skip
+        tmp_path,
+        epochs=1,
+        validation=tuple(str(data_dir / name) for name in sets),
+        validation_pairs=2,
+        validation_size=(160, 128),
+    )
     record = Trainer(config).fit()[0]
     for name in sets:
         assert {f"val_{name}_auc@10", f"val_{name}_precision"} <= set(record)

@@ -57,8 +57,9 @@ def test_flow_weights_do_not_change_inference(tmp_path, batch):
     outputs = []
     for seed in (1, 2):
         torch.manual_seed(seed)
-        path = save_checkpoint(tmp_path / f"flow{seed}.ckpt", model, RealNVP(), None,
-                               TrainingState(0, 0, []), {})  # fmt: skip
+        path = save_checkpoint(
+            tmp_path / f"flow{seed}.ckpt", model, RealNVP(), None, TrainingState(0, 0, []), {}
+        )
         loaded = EDM().eval()
         flow = load_weights(loaded, path).flow
         assert set(flow) == set(RealNVP().state_dict())  # the flow is in the file ...
