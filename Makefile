@@ -41,9 +41,10 @@ bench: $(STAMP)
 bench-node: $(STAMP)
 	$(BIN)/python -m edm_ros.cli.bench_node --out bench_output $(if $(WEIGHTS),--weights $(WEIGHTS))
 
-# Evaluation report on ../shared/data (or DATA=...): SIFT/ORB, and EDM with WEIGHTS=...
+# Evaluation report on ../shared/data (or DATA=...): EDM (the package's weights, or WEIGHTS=...),
+# SIFT and ORB on the pairs, and stereo visual odometry (EuRoC and rendered sequences).
 eval: $(STAMP)
-	$(BIN)/edm-eval $(or $(DATA),../shared/data) --out eval_report $(if $(WEIGHTS),--weights $(WEIGHTS))
+	$(BIN)/edm-eval $(or $(DATA),../shared/data) --odometry --out eval_report $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 lint: $(STAMP)
 	$(BIN)/ruff check edm_ros test && $(BIN)/ruff format --check edm_ros test
