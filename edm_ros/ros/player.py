@@ -400,6 +400,9 @@ def _summary(player: FramePlayer, args: argparse.Namespace, sequence: StereoSequ
         "size": [args.width, args.height],
         "frames_published": len(player.frames),
         "frames_with_results": sum(1 for r in player.frames.values() if r.matches),
+        "frames_with_all_results": sum(
+            len(r.matches) >= expected_matches(args.mode, r.index) for r in player.frames.values()
+        ),
         "match_arrays": len(player.matches),
         "poses": len(player.poses),
         "latency_ms": latency_ms,
@@ -408,6 +411,7 @@ def _summary(player: FramePlayer, args: argparse.Namespace, sequence: StereoSequ
         "pose_errors": [pose_error(record.pose, record.index, sequence)
                         for record in player.frames.values() if record.pose is not None],
         "last_diagnostic": player.diagnostics[-1].message if player.diagnostics else "",
+        "diagnostic_values": player.diagnostic_values(),
         "weights": player.diagnostics[-1].hardware_id if player.diagnostics else "",
     }  # fmt: skip
 
