@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mode", choices=(*MODES, "both"), default="both")
     parser.add_argument("--frames", type=int, default=6, help="frames per mode")
     parser.add_argument("--size", type=parse_size, default=(640, 480), help="image WxH")
-    parser.add_argument("--input-size", type=parse_size, default=(320, 256),
+    parser.add_argument("--input-size", type=parse_size, default=(640, 480),
                         help="network input WxH (multiples of 32)")  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")

@@ -232,12 +232,17 @@ class FramePlayer:
         return record
 
 
+def playback_stamp_ns(index: int) -> int:
+    """The image stamp of playback frame ``index``, nanoseconds."""
+    return _FIRST_STAMP_NS + index * _FRAME_PERIOD_NS
+
+
 def sequence_frame_messages(
     sequence: StereoSequence, mode: str, index: int
 ) -> tuple[list[np.ndarray], list[CameraInfo]]:
     """Images and camera_infos of playback frame ``index`` (the sequence repeats cyclically)."""
     frame = sequence.frames[index % len(sequence.frames)]
-    stamp = Stamped(_FIRST_STAMP_NS + index * _FRAME_PERIOD_NS, LEFT_FRAME)
+    stamp = Stamped(playback_stamp_ns(index), LEFT_FRAME)
     size = (sequence.width, sequence.height)
     left_info = camera_info_from_matrices(
         sequence.K, size, header_of(stamp), sequence.projection_left
