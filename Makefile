@@ -26,7 +26,7 @@ $(STAMP): requirements/core.txt requirements/ros.txt requirements/dev.txt setup.
 messages: $(STAMP)
 	VIRTUAL_ENV=$(abspath $(VENV)) bash scripts/build_messages.sh
 
-# WEIGHTS=path/to/edm_outdoor.ckpt for real matches; without it the demo says it uses random weights.
+# Default: the package's weights; WEIGHTS=path/to/edm_outdoor.ckpt, or WEIGHTS=random (meaningless).
 demo: $(STAMP)
 	$(BIN)/python -m edm_ros.cli.demo --out demo_output $(if $(WEIGHTS),--weights $(WEIGHTS))
 

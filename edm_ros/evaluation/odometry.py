@@ -117,7 +117,7 @@ def rotation_angle_deg(rotation: np.ndarray) -> float:
     return float(np.degrees(np.linalg.norm(cv2.Rodrigues(np.asarray(rotation, np.float64))[0])))
 
 
-def rotation_from_quaternion(quaternion_xyzw: Sequence[float]) -> np.ndarray:
+def rotation_from_quaternion(quaternion_xyzw: Sequence[float] | np.ndarray) -> np.ndarray:
     """[3, 3] rotation of a quaternion (x, y, z, w), normalised first.
 
     Files store quaternions rounded to a few digits; without normalising, a 1e-6 error in the
