@@ -26,7 +26,7 @@ $(STAMP): requirements/core.txt requirements/ros.txt requirements/dev.txt setup.
 messages: $(STAMP)
 	VIRTUAL_ENV=$(abspath $(VENV)) bash scripts/build_messages.sh
 
-# WEIGHTS=path/to/edm_outdoor.ckpt for real matches; without it the demo says it uses random weights.
+# Default: the package's weights; WEIGHTS=path/to/edm_outdoor.ckpt, or WEIGHTS=random (meaningless).
 demo: $(STAMP)
 	$(BIN)/python -m edm_ros.cli.demo --out demo_output $(if $(WEIGHTS),--weights $(WEIGHTS))
 
@@ -41,9 +41,10 @@ bench: $(STAMP)
 bench-node: $(STAMP)
 	$(BIN)/python -m edm_ros.cli.bench_node --out bench_output $(if $(WEIGHTS),--weights $(WEIGHTS))
 
-# Evaluation report on ../shared/data (or DATA=...): SIFT/ORB, and EDM with WEIGHTS=...
+# Evaluation report on ../shared/data (or DATA=...): EDM (the package's weights, or WEIGHTS=...),
+# SIFT and ORB on the pairs, and stereo visual odometry (EuRoC and rendered sequences).
 eval: $(STAMP)
-	$(BIN)/edm-eval $(or $(DATA),../shared/data) --out eval_report $(if $(WEIGHTS),--weights $(WEIGHTS))
+	$(BIN)/edm-eval $(or $(DATA),../shared/data) --odometry --out eval_report $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 lint: $(STAMP)
 	$(BIN)/ruff check edm_ros test && $(BIN)/ruff format --check edm_ros test

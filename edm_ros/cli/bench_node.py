@@ -1,13 +1,19 @@
 """Benchmark of the matcher node: latency, memory over a long run, and the stereo batch.
 
-    python -m edm_ros.cli.bench_node --out bench_output [--weights edm.ckpt] [--device cpu]
+    python -m edm_ros.cli.bench_node --out bench_output [--weights edm.ckpt | random] [--device cpu]
 
 1. latency: image published -> MatchArray received, node and player in separate processes
    (sequential mode, each frame sent when the previous one's result arrived), against the
    matcher's own latency (``EDMMatcher.match`` in this process on the same frames, same threads).
-2. soak: ``--soak-frames`` frames (default 2000) in sequential mode as fast as the node takes
-   them, small images; the node's resident memory after warm-up and at the end, every MatchArray
-   checked for well-formedness, the node alive at the end.
+2. soak: ``--soak-frames`` stereo frames (default 2000) of 640x480 images, the network at a small
+   input size (``--soak-input-size``, default 160x128) so that the run takes minutes on a CPU.
+   The player publishes a frame only after the node's MatchArray pair of the previous one arrived
+   (bounded wait, ``--frame-timeout-s``), so every frame is processed and the count is exact:
+   2N - 1 MatchArrays expected (the first frame has no temporal pair). Counted: MatchArrays
+   received and malformed, the node's processing errors (diagnostics ``internal errors`` and
+   ``frames rejected``, "unexpected error" lines in its log), its resident memory after warm-up
+   and at the end, and whether it is alive. Messages are checked field by field
+   (ROS_PYTHON_CHECK_FIELDS=1 in the node and the player).
 3. stereo batch: ``match_batch`` of the two pairs of a stereo frame vs two ``match`` calls.
 4. odometry: building the Odometry and /tf messages of one frame (body frame, twist, covariances).
 
@@ -28,10 +34,11 @@ from pathlib import Path
 import psutil
 import torch
 
-from edm_ros.cli.demo import ros_environment, stop, write_params_file
+from edm_ros.cli.demo import ros_environment, stop, weights_parameter, write_params_file
 from edm_ros.cli.export import parse_size
 from edm_ros.data.synthetic import stereo_sequence
 from edm_ros.matcher import EDMMatcher
+from edm_ros.model.checkpoint import RANDOM_WEIGHTS
 
 _WARMUP_FRAMES = 3  # latency samples dropped at the start (first inference, allocator growth)
 
@@ -39,14 +46,18 @@ _WARMUP_FRAMES = 3  # latency samples dropped at the start (first inference, all
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench_node", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench_output"))
-    parser.add_argument("--weights", type=Path, help="EDM checkpoint (default: random weights)")
+    parser.add_argument("--weights", help="EDM checkpoint, or 'random' (default: the package's)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads, node and here")
     parser.add_argument("--size", type=parse_size, default=(640, 480), help="latency image WxH")
     parser.add_argument("--latency-frames", type=int, default=30)
     parser.add_argument("--soak-frames", type=int, default=2000)
     parser.add_argument("--soak-warmup-frames", type=int, default=100)
-    parser.add_argument("--soak-size", type=parse_size, default=(160, 128), help="image WxH")
+    parser.add_argument("--soak-size", type=parse_size, default=(640, 480), help="image WxH")
+    parser.add_argument("--soak-input-size", type=parse_size, default=(160, 128),
+                        help="soak network input WxH (multiples of 32)")  # fmt: skip
+    parser.add_argument("--frame-timeout-s", type=float, default=60.0,
+                        help="longest wait for one frame's results")  # fmt: skip
     parser.add_argument("--batch-runs", type=int, default=10)
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=("latency", "soak", "batch", "odometry"))  # fmt: skip
@@ -54,20 +65,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class NodeRun:
-    """The node in its own process (sequential mode) for the duration of a ``with`` block."""
+    """The node in its own process for the duration of a ``with`` block."""
 
-    def __init__(self, args: argparse.Namespace, name: str, size: tuple[int, int]) -> None:
+    def __init__(
+        self, args: argparse.Namespace, name: str, input_size: tuple[int, int], mode: str
+    ) -> None:
         params = {
-            "weights_path": str(args.weights.resolve()) if args.weights else "",
-            "allow_random_weights": args.weights is None,
+            "weights_path": weights_parameter(args.weights),
             "device": args.device,
             "cpu_threads": args.threads,
-            "input_width": size[0],
-            "input_height": size[1],
-            "match_threshold": 0.0 if args.weights is None else 0.2,
-            "mode": "sequential",
+            "input_width": input_size[0],
+            "input_height": input_size[1],
+            "match_threshold": _match_threshold(args),
+            "mode": mode,
             "image_qos": "reliable",
         }
+        self.mode = mode
+        self.frame_timeout_s = args.frame_timeout_s
         self.params_file = write_params_file(args.out / f"params_{name}.yaml", params)
         self.log_path = args.out / f"node_{name}.log"
         self.env = ros_environment()
@@ -94,9 +108,9 @@ class NodeRun:
         """Run the player to the end (ping-pong); its JSON summary."""
         summary_path = out / f"summary_{name}.json"
         command = [
-            sys.executable, "-m", "edm_ros.ros.player", "--mode", "sequential", "--quiet",
+            sys.executable, "-m", "edm_ros.ros.player", "--mode", self.mode, "--quiet",
             "--frames", str(frames), "--width", str(size[0]), "--height", str(size[1]),
-            "--summary-json", str(summary_path),
+            "--frame-timeout-s", str(self.frame_timeout_s), "--summary-json", str(summary_path),
         ]  # fmt: skip
         subprocess.run(command, env=self.env, check=False, timeout=3600)
         return json.loads(summary_path.read_text()) if summary_path.is_file() else {}
@@ -117,13 +131,16 @@ def matcher_latency_ms(args: argparse.Namespace, size: tuple[int, int], runs: in
 
 
 def _matcher(args: argparse.Namespace, size: tuple[int, int]) -> EDMMatcher:
-    return EDMMatcher(
-        args.weights, args.device, size, match_threshold=0.0 if args.weights is None else 0.2
-    )
+    return EDMMatcher(args.weights, args.device, size, match_threshold=_match_threshold(args))
+
+
+def _match_threshold(args: argparse.Namespace) -> float:
+    """Random weights are never confident: keep every match so that the work is realistic."""
+    return 0.0 if args.weights == RANDOM_WEIGHTS else 0.2
 
 
 def bench_latency(args: argparse.Namespace) -> dict:
-    with NodeRun(args, "latency", args.size) as node:
+    with NodeRun(args, "latency", args.size, "sequential") as node:
         summary = node.play(args.out, args.latency_frames, args.size, "latency")
     end_to_end = summary.get("latency_ms", [])[_WARMUP_FRAMES:]
     inference = summary.get("inference_ms", [])[_WARMUP_FRAMES:]
@@ -143,7 +160,7 @@ def bench_latency(args: argparse.Namespace) -> dict:
 
 
 def bench_soak(args: argparse.Namespace) -> dict:
-    with NodeRun(args, "soak", args.soak_size) as node:
+    with NodeRun(args, "soak", args.soak_input_size, "stereo") as node:
         warm = node.play(args.out, args.soak_warmup_frames, args.soak_size, "soak_warmup")
         rss_warm_mb = node.rss_mb()
         start = time.perf_counter()
@@ -152,17 +169,26 @@ def bench_soak(args: argparse.Namespace) -> dict:
         rss_end_mb = node.rss_mb()
         assert node.process is not None
         alive = node.process.poll() is None
-    expected = args.soak_frames - 1  # the first frame has nothing to be matched with
+    status = soak.get("diagnostic_values", {})
+    log = node.log_path.read_text(errors="replace")
     return {
         "frames": args.soak_frames,
+        "image_size": list(args.soak_size),
+        "network_input_size": list(args.soak_input_size),
+        "mode": "stereo, each frame published after the previous frame's MatchArray pair",
         "seconds": seconds,
         "frames_per_second": args.soak_frames / seconds,
         "rss_after_warmup_mb": rss_warm_mb,
         "rss_end_mb": rss_end_mb,
         "rss_growth_percent": 100.0 * (rss_end_mb - rss_warm_mb) / rss_warm_mb,
         "match_arrays": soak.get("match_arrays", 0),
-        "match_arrays_expected": expected,
+        "match_arrays_expected": 2 * args.soak_frames - 1,  # no temporal pair for the first
+        "frames_with_both_pairs": soak.get("frames_with_all_results", 0),
         "malformed": len(soak.get("problems", [])) + len(warm.get("problems", [])),
+        "node_internal_errors": int(status.get("internal errors", -1)),
+        "node_frames_rejected": int(status.get("frames rejected", -1)),
+        "node_frames_dropped_busy": int(status.get("frames dropped (busy)", -1)),
+        "unexpected_error_log_lines": log.count("unexpected error"),
         "node_alive_at_end": alive,
     }
 
@@ -224,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {
         "device": args.device,
         "threads": args.threads,
-        "weights": str(args.weights) if args.weights else "random (seeded)",
+        "weights": args.weights or "the package's (edm_ros/weights/edm_ros_v1.ckpt)",
         "cpu": psutil.cpu_count(logical=True),
     }
     benches = (("latency", bench_latency), ("soak", bench_soak), ("batch", bench_batch),

@@ -1,12 +1,14 @@
 """Demo: the matcher node and a player of a rendered image sequence, in separate processes.
 
-    python -m edm_ros.cli.demo --out demo_output [--weights edm.ckpt] [--mode stereo]
+    python -m edm_ros.cli.demo --out demo_output [--weights edm.ckpt | random] [--mode stereo]
 
 For each mode (stereo, then sequential) it starts the node, plays a few frames of a procedurally
 rendered stereo sequence into it (nothing is downloaded or read from disk), prints per frame the
 matches, inliers and pose next to the true motion, saves the node's debug image as a PNG, stops
-the node and exits. Without ``--weights`` the network has random weights: it runs end to end, but
-its matches and poses are meaningless (said at the start and at the end).
+the node, and prints the pose errors against the sequence's ground truth and which weights the
+node used. Without ``--weights`` the node loads the package's shipped weights; ``--weights
+random`` gives seeded random weights, whose matches and poses are meaningless (said at the start
+and at the end).
 """
 
 from __future__ import annotations
@@ -19,24 +21,27 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from edm_ros.cli.export import parse_size
+from edm_ros.model.checkpoint import RANDOM_WEIGHTS
 
 MODES = ("stereo", "sequential")
 _RANDOM_WEIGHTS_NOTICE = (
-    "RANDOM WEIGHTS: no --weights given, so the network is randomly initialised. Everything runs "
-    "end to end, but the matches and poses below are MEANINGLESS. Pass --weights <EDM checkpoint> "
-    "for real results."
+    "RANDOM WEIGHTS (--weights random): the network is randomly initialised. Everything runs end "
+    "to end, but the matches and poses below are MEANINGLESS. Leave --weights out for the "
+    "package's weights, or pass an EDM checkpoint."
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edm-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder")
-    parser.add_argument("--weights", type=Path, help="EDM checkpoint (default: random weights)")
+    parser.add_argument("--weights", help="EDM checkpoint, or 'random' (default: the package's)")
     parser.add_argument("--mode", choices=(*MODES, "both"), default="both")
     parser.add_argument("--frames", type=int, default=6, help="frames per mode")
     parser.add_argument("--size", type=parse_size, default=(640, 480), help="image WxH")
-    parser.add_argument("--input-size", type=parse_size, default=(320, 256),
+    parser.add_argument("--input-size", type=parse_size, default=(640, 480),
                         help="network input WxH (multiples of 32)")  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
@@ -46,10 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def node_params(args: argparse.Namespace, mode: str) -> dict[str, object]:
     """The node parameters of one demo run (the rest keep the node's defaults)."""
-    random_weights = args.weights is None
+    random_weights = args.weights == RANDOM_WEIGHTS
     return {
-        "weights_path": "" if random_weights else str(args.weights.resolve()),
-        "allow_random_weights": random_weights,
+        "weights_path": weights_parameter(args.weights),
         "device": args.device,
         "cpu_threads": args.threads,
         "input_width": args.input_size[0],
@@ -59,6 +63,13 @@ def node_params(args: argparse.Namespace, mode: str) -> dict[str, object]:
         "mode": mode,
         "image_qos": "reliable",  # player and node on one machine; no best-effort size limit
     }
+
+
+def weights_parameter(weights: str | None) -> str:
+    """``weights_path`` for a ``--weights`` option: "" (the package's weights), random, a path."""
+    if weights is None or weights == RANDOM_WEIGHTS:
+        return weights or ""
+    return str(Path(weights).resolve())
 
 
 def write_params_file(path: Path, params: dict[str, object]) -> Path:
@@ -111,6 +122,21 @@ def run_mode(args: argparse.Namespace, mode: str) -> dict:
     return summary
 
 
+def pose_error_line(errors: list[dict]) -> str:
+    """Median / max translation and rotation error of the published poses vs ground truth."""
+    if not errors:
+        return "no pose published: no pose error to report"
+    rotation = np.array([error["rotation_error_deg"] for error in errors])
+    translation = np.array([error["translation_error"] for error in errors])
+    metric = all(error["metric"] for error in errors)
+    unit = "m" if metric else "deg (unit direction; the scale is unobservable)"
+    return (
+        f"pose error vs ground truth over {len(errors)} poses: translation median "
+        f"{np.median(translation):.4f} / max {translation.max():.4f} {unit}; rotation median "
+        f"{np.median(rotation):.3f} / max {rotation.max():.3f} deg"
+    )
+
+
 def _default_sigint() -> None:
     """In the child: take SIGINT's default action even when started from a background job."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -130,11 +156,12 @@ def stop(process: subprocess.Popen, timeout_s: float = 30.0) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.weights is not None and not args.weights.is_file():
+    if args.weights not in (None, RANDOM_WEIGHTS) and not Path(args.weights).is_file():
         print(f"[demo] --weights {args.weights}: no such file")
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    notice = _RANDOM_WEIGHTS_NOTICE if args.weights is None else f"weights: {args.weights}"
+    random_weights = args.weights == RANDOM_WEIGHTS
+    notice = _RANDOM_WEIGHTS_NOTICE if random_weights else f"weights: {args.weights or 'shipped'}"
     print(f"[demo] {notice}\n", flush=True)
     results = {}
     for mode in MODES if args.mode == "both" else (args.mode,):
@@ -152,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{summary['node_exit_code']} -> {'OK' if good else 'FAILED'} (logs in {args.out})"
         )
         print(f"[demo] {mode}: last node status: {summary.get('last_diagnostic') or 'none'}")
-    if args.weights is None:
+        print(f"[demo] {mode}: {pose_error_line(summary.get('pose_errors', []))}")
+        print(f"[demo] {mode}: weights used by the node: {summary.get('weights') or 'unknown'}")
+    if random_weights:
         print(f"\n[demo] {_RANDOM_WEIGHTS_NOTICE}")
     return 0 if ok else 1
 

@@ -5,6 +5,7 @@ Examples::
     edm-eval ../shared/data --out eval_report                      # SIFT and ORB baselines
     edm-eval ../shared/data --weights edm_outdoor.ckpt --out eval_report
     edm-eval --scannet1500 data/scannet --weights edm_outdoor.ckpt --matchers edm --out scannet
+    edm-eval ../shared/data --odometry --matchers sift,edm --out vo_report  # + stereo odometry
 
 See docs/evaluation.md for the protocols and how to reproduce the paper's tables.
 """
@@ -29,6 +30,14 @@ from edm_ros.data.pairs import Dataset
 from edm_ros.errors import ConfigError, EDMError
 from edm_ros.evaluation.baselines import EDMOptions, NamedMatcher, build_matcher
 from edm_ros.evaluation.latency import LatencyPoint, latency_vs_batch, latency_vs_resolution
+from edm_ros.evaluation.odometry import (
+    OdometryResult,
+    OdometrySequence,
+    euroc_sequence,
+    is_euroc_trajectory_folder,
+    rendered_sequences,
+    run_odometry,
+)
 from edm_ros.evaluation.report import LatencyResults, ReportContext, write_report
 from edm_ros.evaluation.runner import evaluate, load_grey
 from edm_ros.model.config import MatcherConfig
@@ -95,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-pairs", type=int, help="evaluate at most this many pairs per set")
     parser.add_argument("--visualize", type=int, default=2, help="match drawings per dataset")
     _add_latency_options(parser)
+    _add_odometry_options(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
@@ -114,6 +124,46 @@ def _add_latency_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--latency-repeats", type=int, default=3, help="timed calls per point")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency sweeps")
+
+
+def _add_odometry_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--odometry",
+        action="store_true",
+        help="also run stereo visual odometry (RPE, ATE, plot) on every EuRoC folder with a "
+        "trajectory and on rendered sequences (a straight drive, a turn in place)",
+    )
+    parser.add_argument(
+        "--odometry-frames", type=int, default=200, help="rendered drive length; 0 = none"
+    )
+    parser.add_argument(
+        "--odometry-size", type=parse_size, default=(640, 480), help="rendered image WxH"
+    )
+
+
+def _odometry_sequences(args: argparse.Namespace) -> list[OdometrySequence]:
+    """EuRoC folders with a trajectory among the data (first ``--max-pairs`` frames), rendered."""
+    folders = [folder for root in args.data for folder in (root, *sorted(root.glob("*")))]
+    sequences = [
+        euroc_sequence(folder, args.max_pairs)
+        for folder in folders
+        if is_euroc_trajectory_folder(folder)
+    ]
+    if args.odometry_frames > 1:
+        sequences += rendered_sequences(args.odometry_frames, args.odometry_size or (640, 480))
+    return sequences
+
+
+def _odometry(args: argparse.Namespace, matchers: list[NamedMatcher]) -> list[OdometryResult]:
+    if not args.odometry:
+        return []
+    results = []
+    for sequence in _odometry_sequences(args):
+        for matcher in matchers:
+            result = run_odometry(matcher.matcher, matcher.name, sequence)
+            results.append(result)
+            print(f"{matcher.name} odometry on {sequence.name}: {result.metrics}", file=sys.stderr)
+    return results
 
 
 def _datasets(args: argparse.Namespace) -> list[Dataset]:
@@ -177,9 +227,10 @@ def run(args: argparse.Namespace, command: str) -> Path:
                 "inference)",
                 file=sys.stderr,
             )
+    odometry = _odometry(args, matchers)
     latency = _latency(args, matchers, options, datasets[0])
     context = ReportContext(command, args.device, tuple(matchers), tuple(notes))
-    return write_report(args.out, evaluations, context, latency, args.visualize)
+    return write_report(args.out, evaluations, context, latency, args.visualize, odometry)
 
 
 def _latency(

@@ -9,6 +9,7 @@ Layout of the output folder::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import platform
@@ -27,6 +28,7 @@ from edm_ros.evaluation.metrics import (
     POSE_AUC_THRESHOLDS_DEG,
     error_auc,
 )
+from edm_ros.evaluation.odometry import OdometryResult, odometry_section
 from edm_ros.evaluation.plots import Curve, cumulative_curve, plot_curves
 from edm_ros.evaluation.runner import (
     EPIPOLAR_PRECISION_PX,
@@ -448,6 +450,7 @@ def write_report(
     context: ReportContext,
     latency: LatencyResults = LatencyResults(),
     visualised_pairs: int = 2,
+    odometry: Sequence[OdometryResult] = (),
 ) -> Path:
     """Write report.md, results.json and the figures into ``folder`` (created if needed).
 
@@ -457,6 +460,7 @@ def write_report(
         context: header information (command, device, matchers and their weights).
         latency: latency sweeps to tabulate and plot.
         visualised_pairs: match drawings for the first this many pairs of each dataset.
+        odometry: stereo visual-odometry runs (a section with a table and a trajectory plot).
 
     Returns:
         The path of report.md.
@@ -471,12 +475,17 @@ def write_report(
             lines += _pose_section(group, figures)  # type: ignore[arg-type]
         else:
             lines += _homography_section(group, figures)  # type: ignore[arg-type]
+    lines += odometry_section(odometry, figures)
     lines += _latency_section(latency, figures)
     lines += _timing_section(evaluations)
     lines += _visualisation_section(evaluations, figures, visualised_pairs)
     report = folder / "report.md"
     report.write_text("\n".join(lines))
     results = _results_json(evaluations, latency)
+    results["odometry"] = [
+        {"matcher": r.matcher, "sequence": r.sequence, **dataclasses.asdict(r.metrics)}
+        for r in odometry
+    ]
     (folder / "results.json").write_text(json.dumps(_json_ready(results), indent=1))
     return report
 

@@ -1,4 +1,4 @@
-"""edm_ros.geometry: camera models, relative pose from matches, stereo scale (numpy + OpenCV only).
+"""edm_ros.geometry: cameras, relative pose, stereo, PnP, keyframes, odometry (numpy + OpenCV).
 
 Frames and units are described in docs/geometry.md.
 """
@@ -12,7 +12,7 @@ from edm_ros.geometry.pose import (
 )
 from edm_ros.geometry.stereo import (
     StereoPoints,
-    metric_pose_from_stereo,
+    points_at_stereo_depth,
     stereo_baseline_m,
     triangulate_stereo_points,
 )
@@ -23,7 +23,7 @@ __all__ = [
     "PoseMethod",
     "RelativePose",
     "StereoPoints",
-    "metric_pose_from_stereo",
+    "points_at_stereo_depth",
     "pose_error_deg",
     "relative_pose_from_matches",
     "stereo_baseline_m",

@@ -449,9 +449,31 @@ def matrix_from_transform(transform: Transform) -> np.ndarray:
     Raises:
         InputError: For a zero or non-finite quaternion or translation.
     """
-    q = np.array([transform.rotation.x, transform.rotation.y, transform.rotation.z,
-                  transform.rotation.w], np.float64)  # fmt: skip
-    t = np.array([transform.translation.x, transform.translation.y, transform.translation.z])
+    rotation, translation = transform.rotation, transform.translation
+    return _rigid_matrix(
+        (rotation.x, rotation.y, rotation.z, rotation.w),
+        (translation.x, translation.y, translation.z),
+    )
+
+
+def matrix_from_pose(pose: Pose) -> np.ndarray:
+    """[4, 4] matrix of a ``geometry_msgs/Pose`` (the quaternion is normalised).
+
+    Raises:
+        InputError: For a zero or non-finite quaternion or position.
+    """
+    orientation, position = pose.orientation, pose.position
+    return _rigid_matrix(
+        (orientation.x, orientation.y, orientation.z, orientation.w),
+        (position.x, position.y, position.z),
+    )
+
+
+def _rigid_matrix(
+    quaternion_xyzw: tuple[float, float, float, float], translation: tuple[float, float, float]
+) -> np.ndarray:
+    q = np.array(quaternion_xyzw, np.float64)
+    t = np.array(translation, np.float64)
     norm = float(np.linalg.norm(q))
     if not (np.all(np.isfinite(q)) and np.all(np.isfinite(t)) and norm > 0):
         raise InputError(f"transform with quaternion {q.tolist()} and translation {t.tolist()}")

@@ -199,8 +199,9 @@ class MatcherNode(Node):
     def _announce_weights(self) -> None:
         if self._matcher.random_weights:
             self.get_logger().warning(
-                "RANDOM WEIGHTS (allow_random_weights: true): every match and pose this node "
-                "publishes is MEANINGLESS. Set weights_path to the EDM checkpoint for real use."
+                f"RANDOM WEIGHTS (weights_path: {self.params.weights_path}): every match and pose "
+                "this node publishes is MEANINGLESS. Leave weights_path empty for the package's "
+                f"weights, or give an EDM checkpoint. weights: {self._matcher.weights_description}"
             )
         else:
             self.get_logger().info(f"weights: {self._matcher.weights_description}")

@@ -70,11 +70,11 @@ class Param:
 
 PARAMS: tuple[Param, ...] = (
     # --- model -------------------------------------------------------------------------------
-    Param("weights_path", "", "EDM checkpoint (.ckpt or .pt), a local file; required"),
     Param(
-        "allow_random_weights",
-        False,
-        "Start without weights_path, with random weights (meaningless matches; tests, demos)",
+        "weights_path",
+        "",
+        "EDM checkpoint (.ckpt or .pt), a local file; empty = the package's shipped weights; "
+        "'random' = seeded random weights (meaningless matches; tests only)",
     ),
     Param("device", "cuda", "Inference device: cuda, cuda:N or cpu"),
     Param(
@@ -239,7 +239,6 @@ class NodeParams:
     """The node's parameter values, checked. Field docs: see :data:`PARAMS`."""
 
     weights_path: str
-    allow_random_weights: bool
     device: str
     backend: Literal["torch", "onnxruntime", "tensorrt", "auto"]
     precision: Literal["fp32", "fp16"]
@@ -319,11 +318,6 @@ def check_values(values: Mapping[str, ParamValue]) -> list[str]:
         problems.append(
             f"camera_mounting {list(mounting)}: expected 7 finite numbers [x, y, z, qx, qy, qz, "
             "qw] with a non-zero quaternion"
-        )
-    if not values["weights_path"] and not values["allow_random_weights"]:
-        problems.append(
-            "weights_path is empty: give the EDM checkpoint (weights_path: /path/edm.ckpt); "
-            "allow_random_weights: true starts with meaningless random weights (tests only)"
         )
     return problems
 

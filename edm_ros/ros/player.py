@@ -29,12 +29,14 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from edm_ros.data.synthetic import StereoSequence, stereo_sequence
+from edm_ros.geometry.pose import pose_error_deg
 from edm_ros.msg import MatchArray, RelativePose
 from edm_ros.pipeline import Stamped
 from edm_ros.ros.conversions import (
     camera_info_from_matrices,
     header_of,
     image_to_numpy,
+    matrix_from_pose,
     numpy_to_image,
     stamp_to_ns,
 )
@@ -230,12 +232,17 @@ class FramePlayer:
         return record
 
 
+def playback_stamp_ns(index: int) -> int:
+    """The image stamp of playback frame ``index``, nanoseconds."""
+    return _FIRST_STAMP_NS + index * _FRAME_PERIOD_NS
+
+
 def sequence_frame_messages(
     sequence: StereoSequence, mode: str, index: int
 ) -> tuple[list[np.ndarray], list[CameraInfo]]:
     """Images and camera_infos of playback frame ``index`` (the sequence repeats cyclically)."""
     frame = sequence.frames[index % len(sequence.frames)]
-    stamp = Stamped(_FIRST_STAMP_NS + index * _FRAME_PERIOD_NS, LEFT_FRAME)
+    stamp = Stamped(playback_stamp_ns(index), LEFT_FRAME)
     size = (sequence.width, sequence.height)
     left_info = camera_info_from_matrices(
         sequence.K, size, header_of(stamp), sequence.projection_left
@@ -323,7 +330,7 @@ def _play(player: FramePlayer, sequence: StereoSequence, args: argparse.Namespac
         player.wait_until(lambda: len(player.diagnostics) > seen, 3.0, "a last diagnostic")
     except TimeoutError as err:
         print(f"last frame: {err}", file=sys.stderr)
-    return _summary(player, args)
+    return _summary(player, args, sequence)
 
 
 def _wait_for_frame(player: FramePlayer, record: FrameRecord, mode: str, timeout_s: float) -> None:
@@ -348,16 +355,44 @@ def _frame_line(record: FrameRecord, sequence: StereoSequence) -> str:
     else:
         position = record.pose.pose.pose.position
         parts.append(f"t = ({position.x:+.3f}, {position.y:+.3f}, {position.z:+.3f})")
-        count = len(sequence.frames)
-        reference = (stamp_to_ns(record.pose.reference_header.stamp) - _FIRST_STAMP_NS) // (
-            _FRAME_PERIOD_NS
-        )  # the keyframe's playback index
-        _, truth = sequence.relative_pose(reference % count, record.index % count)
+        _, truth = _true_pose(record.pose, record.index, sequence)
         parts.append(f"true t = ({truth[0]:+.3f}, {truth[1]:+.3f}, {truth[2]:+.3f}) m")
     return " | ".join(parts)
 
 
-def _summary(player: FramePlayer, args: argparse.Namespace) -> dict:
+def _true_pose(
+    pose: RelativePose, index: int, sequence: StereoSequence
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ground-truth (R_ref_cur, t_ref_cur) of a pose message of playback frame ``index``."""
+    count = len(sequence.frames)
+    reference = (stamp_to_ns(pose.reference_header.stamp) - _FIRST_STAMP_NS) // _FRAME_PERIOD_NS
+    return sequence.relative_pose(reference % count, index % count)
+
+
+def pose_error(pose: RelativePose, index: int, sequence: StereoSequence) -> dict:
+    """Error of a pose message of playback frame ``index`` against the rendered ground truth.
+
+    Returns:
+        ``frame``, ``metric``, ``rotation_error_deg`` and ``translation_error``: metres for a
+        metric pose, else the angle between the unit direction and the true one, degrees.
+    """
+    rotation_true, translation_true = _true_pose(pose, index, sequence)
+    estimate = matrix_from_pose(pose.pose.pose)
+    rotation_deg, _ = pose_error_deg(
+        estimate[:3, :3], estimate[:3, 3], rotation_true, translation_true
+    )
+    if pose.metric:
+        translation_error = float(np.linalg.norm(estimate[:3, 3] - translation_true))
+    else:  # the sign matters for a direction: pose_error_deg folds it, so measure it here
+        cosine = float(estimate[:3, 3] @ translation_true) / max(
+            float(np.linalg.norm(estimate[:3, 3]) * np.linalg.norm(translation_true)), 1e-12
+        )
+        translation_error = float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
+    return {"frame": index, "metric": bool(pose.metric), "rotation_error_deg": rotation_deg,
+            "translation_error": translation_error}  # fmt: skip
+
+
+def _summary(player: FramePlayer, args: argparse.Namespace, sequence: StereoSequence) -> dict:
     latency_ms, inference_ms, problems = [], [], []
     for record in player.frames.values():
         for received_s, msg in record.matches:
@@ -370,13 +405,20 @@ def _summary(player: FramePlayer, args: argparse.Namespace) -> dict:
         "size": [args.width, args.height],
         "frames_published": len(player.frames),
         "frames_with_results": sum(1 for r in player.frames.values() if r.matches),
+        "frames_with_all_results": sum(
+            len(r.matches) >= expected_matches(args.mode, r.index) for r in player.frames.values()
+        ),
         "match_arrays": len(player.matches),
         "poses": len(player.poses),
         "latency_ms": latency_ms,
         "inference_ms": inference_ms,
         "problems": problems,
+        "pose_errors": [pose_error(record.pose, record.index, sequence)
+                        for record in player.frames.values() if record.pose is not None],
         "last_diagnostic": player.diagnostics[-1].message if player.diagnostics else "",
-    }
+        "diagnostic_values": player.diagnostic_values(),
+        "weights": player.diagnostics[-1].hardware_id if player.diagnostics else "",
+    }  # fmt: skip
 
 
 if __name__ == "__main__":

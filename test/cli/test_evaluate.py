@@ -56,3 +56,29 @@ def test_missing_weights_and_missing_data_are_explained(data_dir, tmp_path, caps
     assert f"{missing}: no such weights file" in capsys.readouterr().err
     assert main([str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "no dataset found" in capsys.readouterr().err
+
+
+def test_odometry_option_adds_the_vo_section_plot_and_numbers(data_dir, tmp_path) -> None:
+    out = tmp_path / "report"
+    status = main([str(data_dir / "euroc_v101_micro_stereo"), "--odometry", "--matchers", "sift",
+                   "--max-pairs", "3",
+                   "--odometry-frames", "6", "--odometry-size", "320x240", "--no-latency",
+                   "--no-progress", "--visualize", "0", "--out", str(out)])  # fmt: skip
+    assert status == 0
+    text = (out / "report.md").read_text()
+    assert "## Stereo visual odometry (PnP against keyframes)" in text
+    assert "![odometry trajectories](figures/odometry.png)" in text
+    assert (out / "figures" / "odometry.png").is_file()
+    odometry = json.loads((out / "results.json").read_text())["odometry"]
+    by_sequence = {entry["sequence"]: entry for entry in odometry}
+    assert sorted(by_sequence) == [
+        "euroc_v101_micro_stereo", "rendered_straight", "rendered_turn_in_place",
+    ]  # fmt: skip
+    assert by_sequence["euroc_v101_micro_stereo"]["frames"] == 3
+    for name in ("rendered_straight", "rendered_turn_in_place"):
+        entry = by_sequence[name]
+        assert entry["lost_frames"] == 0, entry
+        assert entry["frame_rotation_error_max_deg"] < 0.2, entry
+        assert entry["frame_translation_error_max_m"] < 0.01, entry
+    assert by_sequence["rendered_turn_in_place"]["rotation_travelled_deg"] > 2.0
+    assert by_sequence["rendered_straight"]["end_drift_percent"] < 5.0

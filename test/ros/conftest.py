@@ -25,6 +25,7 @@ import rclpy
 from rclpy.node import Node
 
 from edm_ros.cli.demo import stop
+from edm_ros.model.checkpoint import RANDOM_WEIGHTS
 from test.conftest import PARITY_WEIGHTS, PROJECT_ROOT
 
 NODE_EXECUTABLE = Path(sys.prefix) / "lib" / "edm_ros" / "matcher_node"
@@ -87,7 +88,8 @@ def start_node(tmp_dir: Path, mode: str, extra_args: list[str] | None = None,
                **params: object) -> NodeProcess:  # fmt: skip
     """The node with config/matcher.yaml, config/<mode>.yaml and the test parameters."""
     values = {**TEST_PARAMS, **params}
-    if values["weights_path"] and not Path(str(values["weights_path"])).is_file():
+    weights = str(values["weights_path"])
+    if weights and weights != RANDOM_WEIGHTS and not Path(weights).is_file():
         pytest.skip(f"test weights not found at {values['weights_path']}")
     overrides = write_params(tmp_dir / f"{mode}_test.yaml", **values)
     files = [CONFIG_DIR / "matcher.yaml", CONFIG_DIR / f"{mode}.yaml", overrides]

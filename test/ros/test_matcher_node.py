@@ -19,6 +19,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
 from edm_ros.data.synthetic import stereo_sequence
+from edm_ros.model.checkpoint import RANDOM_WEIGHTS
 from edm_ros.pipeline import Stamped
 from edm_ros.ros.conversions import header_of, numpy_to_image, stamp_to_ns
 from edm_ros.ros.player import (
@@ -292,18 +293,19 @@ def test_drop_if_busy_always_processes_the_newest_frame(stream: Stream) -> None:
     )
 
 
-def test_node_refuses_to_start_without_weights(tmp_path: Path) -> None:
-    params = write_params(tmp_path / "no_weights.yaml", device="cpu")
+def test_node_refuses_to_start_with_a_missing_weights_file(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.ckpt"
+    params = write_params(tmp_path / "no_weights.yaml", device="cpu", weights_path=str(missing))
     node = NodeProcess(tmp_path / "node.log", [CONFIG_DIR / "matcher.yaml", params], [])
     code = node.wait(timeout_s=60)
     lines = [line for line in node.log().splitlines() if "cannot start" in line]
     assert code == 2 and len(lines) == 1, node.log()
-    assert "weights_path is empty" in lines[0] and "allow_random_weights: true" in lines[0]
+    assert str(missing) in lines[0]
 
 
 def test_node_lists_every_invalid_parameter_in_one_line(tmp_path: Path) -> None:
     params = write_params(
-        tmp_path / "bad.yaml", allow_random_weights=True, device="gpu", mode="mono",
+        tmp_path / "bad.yaml", weights_path=RANDOM_WEIGHTS, device="gpu", mode="mono",
         ransac_threshold_px=50.0, input_width=100,
     )  # fmt: skip
     node = NodeProcess(tmp_path / "node.log", [params], [])

@@ -1,7 +1,7 @@
 """The matcher node as a process in stereo mode: approximate sync with jitter, both MatchArrays per
 frame, the metric pose's header, mismatched stereo sizes, and a real EuRoC pair when present.
 
-The node starts with ``allow_random_weights: true`` (no weights file), which must be said loudly.
+The node starts with ``weights_path: random`` (seeded random weights), which must be said loudly.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 
 from edm_ros.data.datasets import read_pairs_gt_json
 from edm_ros.data.synthetic import stereo_sequence
+from edm_ros.model.checkpoint import RANDOM_WEIGHTS
 from edm_ros.pipeline import Stamped
 from edm_ros.ros.conversions import camera_info_from_matrices, header_of, stamp_to_ns
 from edm_ros.ros.player import (
@@ -73,7 +74,7 @@ class StereoStream:
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory, probe_node) -> Iterator[StereoStream]:
     node = start_node(
-        tmp_path_factory.mktemp("stereo"), "stereo", weights_path="", allow_random_weights=True,
+        tmp_path_factory.mktemp("stereo"), "stereo", weights_path=RANDOM_WEIGHTS,
         sync_policy="approximate", sync_tolerance_s=TOLERANCE_MS / 1000, min_inliers=5,
     )  # fmt: skip
     try:

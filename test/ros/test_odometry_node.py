@@ -18,6 +18,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_srvs.srv import Trigger
 
 from edm_ros.data.synthetic import stereo_sequence
+from edm_ros.model.checkpoint import RANDOM_WEIGHTS
 from edm_ros.ros.conversions import stamp_to_ns
 from edm_ros.ros.player import LEFT_FRAME, FramePlayer, sequence_frame_messages
 from test.ros.conftest import NodeProcess, start_node
@@ -68,7 +69,7 @@ def outputs(tmp_path_factory, probe_node) -> Iterator[Outputs]:
     mounting.transform.rotation.z, mounting.transform.rotation.w = -0.5, 0.5
     static.publish(tf2_msgs.TFMessage(transforms=[mounting]))
     node = start_node(
-        tmp_path_factory.mktemp("odometry"), "stereo", weights_path="", allow_random_weights=True,
+        tmp_path_factory.mktemp("odometry"), "stereo", weights_path=RANDOM_WEIGHTS,
         publish_tf=True, odom_frame="vo_odom", base_frame="robot_base",
         lost_frames_before_restart=0,
     )  # fmt: skip

@@ -23,7 +23,6 @@ from edm_ros.ros.params import (
 from test.ros.conftest import CONFIG_DIR, TEST_PARAMS
 
 DEFAULTS = {row.name: row.default for row in PARAMS}
-VALID = {**DEFAULTS, "allow_random_weights": True}
 
 
 @pytest.fixture
@@ -56,12 +55,9 @@ def test_descriptors_carry_ranges_choices_and_read_only() -> None:
     assert mode.read_only and mode.additional_constraints == "one of: stereo, sequential"
 
 
-def test_default_values_refuse_to_start_without_weights() -> None:
-    problems = check_values(DEFAULTS)
-    assert problems == [
-        "weights_path is empty: give the EDM checkpoint (weights_path: /path/edm.ckpt); "
-        "allow_random_weights: true starts with meaningless random weights (tests only)"
-    ]
+def test_default_values_are_valid_and_use_the_shipped_weights() -> None:
+    assert check_values(DEFAULTS) == []
+    assert node_params_from_values(DEFAULTS).weights_path == ""  # the package's weights
 
 
 @pytest.mark.parametrize(
@@ -79,7 +75,7 @@ def test_default_values_refuse_to_start_without_weights() -> None:
     ],
 )
 def test_each_bad_value_is_named(changes: dict, message: str) -> None:
-    problems = check_values({**VALID, **changes})
+    problems = check_values({**DEFAULTS, **changes})
     assert any(problem.startswith(message) for problem in problems), problems
 
 
@@ -88,18 +84,16 @@ def test_all_problems_are_reported_together() -> None:
         node_params_from_values({**DEFAULTS, "mode": "mono", "min_inliers": 2})
     text = str(raised.value)
     assert "mode: 'mono'" in text and "min_inliers: 2 is outside" in text
-    assert "weights_path is empty" in text
 
 
 def test_image_size_zero_means_the_image_size() -> None:
-    params = node_params_from_values({**VALID, "input_width": 0, "input_height": 0})
+    params = node_params_from_values({**DEFAULTS, "input_width": 0, "input_height": 0})
     assert params.input_size is None
-    assert node_params_from_values(VALID).input_size == (640, 480)
+    assert node_params_from_values(DEFAULTS).input_size == (640, 480)
 
 
 def test_declare_reads_overrides_and_lists_every_rejection(context) -> None:
     overrides = [
-        Parameter("allow_random_weights", value=True),
         Parameter("ransac_threshold_px", value=3),  # int for a float parameter
         Parameter("sync_queue_size", value=0),  # below the range
         Parameter("mode", value="mono"),  # not a choice
@@ -130,7 +124,7 @@ def test_declare_applies_valid_overrides(context) -> None:
 
 
 def test_runtime_updates_are_checked_and_read_only_ones_refused() -> None:
-    current = node_params_from_values(VALID)
+    current = node_params_from_values(DEFAULTS)
     assert updated_node_params(current, {"min_inliers": 40}).min_inliers == 40
     with pytest.raises(ConfigError, match="ransac_method: 'lmeds' is not one of"):
         updated_node_params(current, {"ransac_method": "lmeds"})
@@ -148,7 +142,7 @@ def test_config_files_hold_every_parameter_with_its_type(mode: str) -> None:
         assert list(document) == ["/**"]
         values.update(document["/**"]["ros__parameters"])
     assert sorted(values) == sorted(DEFAULTS)
-    assert check_values(values) == check_values({**DEFAULTS, "mode": mode})  # only: no weights
+    assert check_values(values) == []
     assert values["mode"] == mode
 
 
