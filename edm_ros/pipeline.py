@@ -33,7 +33,7 @@ from edm_ros.geometry.stereo import (
     points_at_stereo_depth,
     triangulate_stereo_points,
 )
-from edm_ros.matcher import MatchResult
+from edm_ros.results import MatchResult
 
 PairMode = Literal["stereo", "sequential"]
 

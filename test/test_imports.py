@@ -37,12 +37,7 @@ def _modules_loaded_by(module: str) -> list[str]:
         "edm_ros.msg",
         "edm_ros.results",
         "edm_ros.geometry",
-        pytest.param(
-            "edm_ros.pipeline",
-            marks=pytest.mark.xfail(
-                strict=True, reason="pipeline.py takes MatchResult from edm_ros.matcher (torch)"
-            ),
-        ),
+        "edm_ros.pipeline",
     ],
 )
 def test_import_loads_neither_torch_nor_backends(module):

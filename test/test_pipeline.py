@@ -24,7 +24,8 @@ from edm_ros.errors import ConfigError, InputError
 from edm_ros.geometry.camera import CameraModel
 from edm_ros.geometry.keyframes import KeyframePolicy
 from edm_ros.geometry.pose import UNKNOWN_VARIANCE, pose_error_deg
-from edm_ros.matcher import EDMMatcher, MatchResult
+from edm_ros.matcher import EDMMatcher
+from edm_ros.results import MatchResult
 from edm_ros.pipeline import (
     MatchingPipeline,
     MonoFrame,

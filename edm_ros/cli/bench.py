@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edm_ros.cli.match import parse_size
+from edm_ros.cli.arguments import parse_size
 from edm_ros.matcher import EDMMatcher
 from edm_ros.model.edm import dual_softmax_row_max, select_top_k, similarity
 

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from edm_ros.backends import BACKENDS, BackendOptions
-from edm_ros.cli.export import parse_size, textured_pair
+from edm_ros.cli.arguments import parse_size
+from edm_ros.cli.export import textured_pair
 from edm_ros.errors import EDMError
 from edm_ros.matcher import EDMMatcher
 

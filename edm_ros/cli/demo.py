@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edm_ros.cli.export import parse_size
+from edm_ros.cli.arguments import parse_size
 from edm_ros.model.checkpoint import RANDOM_WEIGHTS
 
 MODES = ("stereo", "sequential")
