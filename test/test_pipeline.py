@@ -25,7 +25,6 @@ from edm_ros.geometry.camera import CameraModel
 from edm_ros.geometry.keyframes import KeyframePolicy
 from edm_ros.geometry.pose import UNKNOWN_VARIANCE, pose_error_deg
 from edm_ros.matcher import EDMMatcher
-from edm_ros.results import MatchResult
 from edm_ros.pipeline import (
     MatchingPipeline,
     MonoFrame,
@@ -35,6 +34,7 @@ from edm_ros.pipeline import (
     TrackingState,
     sequential_pose,
 )
+from edm_ros.results import MatchResult
 
 WIDTH, HEIGHT = 320, 256
 SEQUENCE = stereo_sequence(3, WIDTH, HEIGHT, seed=3)

@@ -34,8 +34,8 @@ from pathlib import Path
 import psutil
 import torch
 
-from edm_ros.cli.demo import ros_environment, stop, weights_parameter, write_params_file
 from edm_ros.cli.arguments import parse_size
+from edm_ros.cli.demo import ros_environment, stop, weights_parameter, write_params_file
 from edm_ros.data.synthetic import stereo_sequence
 from edm_ros.matcher import EDMMatcher
 from edm_ros.model.checkpoint import RANDOM_WEIGHTS

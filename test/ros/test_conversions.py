@@ -14,8 +14,8 @@ from sensor_msgs.msg import Image
 
 from edm_ros.errors import InputError
 from edm_ros.geometry.pose import RelativePose
-from edm_ros.results import MatchResult
 from edm_ros.pipeline import PipelineOutput, Stamped, TrackingState
+from edm_ros.results import MatchResult
 from edm_ros.ros.conversions import (
     camera_from_info,
     camera_info_from_matrices,

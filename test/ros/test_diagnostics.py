@@ -8,8 +8,8 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from std_msgs.msg import Header
 
 from edm_ros.geometry.pose import RelativePose
-from edm_ros.results import MatchResult
 from edm_ros.pipeline import PairMatches, PipelineOutput, Stamped, TrackingState
+from edm_ros.results import MatchResult
 from edm_ros.ros.diagnostics import NodeStatus, diagnostic_array, level_name
 
 WAITING = "waiting for /image (0 received), /camera_info (0 received) with exact sync"
