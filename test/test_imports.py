@@ -76,7 +76,6 @@ def _import_graph() -> dict[str, set[str]]:
     return graph
 
 
-@pytest.mark.xfail(strict=True, reason="cli/bag.py still runs its own rclpy code")
 def test_only_the_ros_layer_imports_rclpy():
     outside = sorted(
         name

@@ -10,52 +10,38 @@ Subcommands::
 
 ``play`` publishes each message's recorded bytes unchanged (header stamps included) on the
 recorded topic, after the recorded delay since the first message divided by ``--rate``; run the
-matcher node beside it to process recorded data. ``match`` needs no ROS graph: it pairs images
-(stereo: equal header stamps; sequential: consecutive frames), matches them and, when the bag has
-``camera_info`` beside the image topics, estimates the relative pose; one JSON line per pair.
-Both decode messages with ROS 2 Python (rclpy and sensor_msgs), as the node does.
+matcher node beside it to process recorded data. ``match`` needs no ROS graph: it pairs each
+image with the ``camera_info`` beside it (equal header stamps) and runs the node's pipeline
+(:class:`edm_ros.pipeline.MatchingPipeline`): stereo pairs give metric poses, one camera gives
+poses with a unit translation; one JSON line per matched pair. Raw stereo images are rectified
+with their camera_info first; give ``--rectified`` for ``image_rect`` topics. Both decode
+messages with ROS 2 Python (rclpy and sensor_msgs, ``edm_ros.ros.bag_io``), as the node does.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import importlib
 import json
 import sys
-import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
-
-import numpy as np
+from typing import Any, TextIO, get_args
 
 from edm_ros.cli.arguments import parse_size
-from edm_ros.data.bags import (
-    CAMERA_INFO_TYPE,
-    IMAGE_TYPE,
-    BagMessage,
-    bag_topics,
-    euroc_to_bag,
-    read_bag,
-)
-from edm_ros.errors import ConfigError, EDMError, InputError
-from edm_ros.evaluation.baselines import EDMOptions, NamedMatcher, build_matcher
-from edm_ros.geometry.camera import CameraModel
-from edm_ros.geometry.pose import PoseMethod, RelativePose, relative_pose_from_matches
+from edm_ros.data.bags import bag_topics, euroc_to_bag, read_bag
+from edm_ros.errors import ConfigError, EDMError
+from edm_ros.evaluation.baselines import EDMOptions, build_matcher
+from edm_ros.geometry.pose import PoseMethod, RelativePose
 from edm_ros.model.config import MatcherConfig
-
-
-def _message_class(msgtype: str) -> Any:
-    """``sensor_msgs/msg/Image`` -> the rclpy message class ``sensor_msgs.msg.Image``."""
-    package, _, name = msgtype.split("/")
-    try:
-        return getattr(importlib.import_module(f"{package}.msg"), name)
-    except (ImportError, AttributeError) as err:
-        raise ConfigError(
-            f"message type {msgtype}: not importable ({err}); install its ROS 2 package"
-        ) from err
+from edm_ros.pipeline import (
+    MatchingPipeline,
+    MonoFrame,
+    PairMatches,
+    PipelineConfig,
+    PipelineOutput,
+    StereoFrame,
+)
 
 
 def _parse_remaps(remaps: Sequence[str]) -> dict[str, str]:
@@ -68,176 +54,9 @@ def _parse_remaps(remaps: Sequence[str]) -> dict[str, str]:
     return pairs
 
 
-def play(
-    bag: Path,
-    *,
-    topics: Sequence[str] | None = None,
-    rate: float = 1.0,
-    remaps: dict[str, str] | None = None,
-    reliable: bool = True,
-    wait_for_subscribers: int = 0,
-    wait_timeout_s: float = 30.0,
-) -> int:
-    """Publish a bag's messages into the ROS graph with the recorded timing.
-
-    Args:
-        bag: the rosbag2 folder or file.
-        topics: publish only these recorded topics; None = all.
-        rate: playback speed factor (2 = twice as fast).
-        remaps: recorded topic -> published topic.
-        reliable: reliable QoS (depth 10); False = sensor_data (best effort, depth 5).
-        wait_for_subscribers: before the first message, wait until every publisher has this
-            many subscribers (instead of guessing a discovery delay).
-        wait_timeout_s: give up waiting after this long.
-
-    Returns:
-        The number of messages published.
-
-    Raises:
-        EDMError: bad bag or options, or subscribers that did not appear in time.
-    """
-    if rate <= 0:
-        raise ConfigError(f"--rate must be positive, got {rate}")
-    import rclpy
-    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-
-    types = {t: m for t, m in bag_topics(bag).items() if topics is None or t in topics}
-    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    rclpy.init(args=[])  # our own argparse owns sys.argv
-    node = rclpy.create_node("edm_bag_player")
-    try:
-        publishers = {
-            topic: node.create_publisher(
-                _message_class(msgtype),
-                (remaps or {}).get(topic, topic),
-                qos if reliable else qos_profile_sensor_data,
-            )
-            for topic, msgtype in types.items()
-        }
-        _wait_for_subscribers(node, publishers, wait_for_subscribers, wait_timeout_s)
-        count = _publish_timed(read_bag(bag, list(types)), publishers, rate)
-        if reliable:  # let the last messages arrive before the publishers go away
-            _wait_for_delivery(publishers, wait_timeout_s)
-        return count
-    finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-
-
-def _wait_for_subscribers(
-    node: Any, publishers: dict[str, Any], count: int, timeout_s: float
-) -> None:
-    import rclpy
-
-    deadline = time.monotonic() + timeout_s
-    missing = list(publishers)
-    while count > 0 and time.monotonic() < deadline:
-        missing = [t for t, p in publishers.items() if p.get_subscription_count() < count]
-        if not missing:
-            return
-        rclpy.spin_once(node, timeout_sec=0.05)
-    if count > 0:
-        raise EDMError(
-            f"waited {timeout_s:.0f} s for {count} subscriber(s) on {', '.join(missing)}; "
-            "start the consumer first, check ROS_DOMAIN_ID, or drop --wait-for-subscribers"
-        )
-
-
-def _wait_for_delivery(publishers: dict[str, Any], timeout_s: float) -> None:
-    from rclpy.duration import Duration
-
-    for publisher in publishers.values():
-        publisher.wait_for_all_acked(Duration(seconds=timeout_s))
-
-
-def _publish_timed(messages: Iterator[BagMessage], publishers: dict[str, Any], rate: float) -> int:
-    start = time.monotonic()
-    first_ns = None
-    count = 0
-    for message in messages:
-        first_ns = message.log_time_ns if first_ns is None else first_ns
-        due = start + (message.log_time_ns - first_ns) / 1e9 / rate
-        # Sleeping reproduces the recorded timing; it is the purpose of play, not a synchronisation.
-        time.sleep(max(0.0, due - time.monotonic()))
-        publishers[message.topic].publish(message.raw)
-        count += 1
-    return count
-
-
-@dataclass(frozen=True)
-class Frame:
-    """A decoded image from the bag and the camera that took it (None without camera_info)."""
-
-    topic: str
-    stamp_ns: int
-    frame_id: str
-    grey: np.ndarray  # [H, W] uint8
-    camera: CameraModel | None
-
-
 def _info_topic(image_topic: str) -> str:
     """``/cam0/image_raw`` -> ``/cam0/camera_info`` (image_transport's convention)."""
     return image_topic.rsplit("/", 1)[0] + "/camera_info"
-
-
-def _frames(bag: Path, image_topics: Sequence[str]) -> Iterator[Frame]:
-    """Decoded images of the topics in recording order, each with its latest camera_info.
-
-    camera_info is looked up beside each image topic (``<namespace>/camera_info``).
-    """
-    from rclpy.serialization import deserialize_message
-
-    from edm_ros.ros.conversions import camera_from_info, grey_for_matcher, image_to_numpy
-
-    available = bag_topics(bag)
-    info_topics = {t: _info_topic(t) for t in image_topics if _info_topic(t) in available}
-    info_class = _message_class(CAMERA_INFO_TYPE)
-    # Start from each camera's first camera_info: a driver may record it just after the image.
-    latest_info: dict[str, Any] = {}
-    for message in read_bag(bag, list(info_topics.values())):
-        latest_info.setdefault(message.topic, deserialize_message(message.raw, info_class))
-        if len(latest_info) == len(set(info_topics.values())):
-            break
-    for message in read_bag(bag, [*image_topics, *info_topics.values()]):
-        if message.msgtype == CAMERA_INFO_TYPE:
-            latest_info[message.topic] = deserialize_message(message.raw, info_class)
-            continue
-        if message.msgtype != IMAGE_TYPE:
-            raise InputError(f"{message.topic}: type {message.msgtype}, expected {IMAGE_TYPE}")
-        image = deserialize_message(message.raw, _message_class(IMAGE_TYPE))
-        grey = grey_for_matcher(image_to_numpy(image), image.encoding)
-        info = latest_info.get(info_topics.get(message.topic, ""))
-        camera = None
-        if info is not None:
-            size = (grey.shape[1], grey.shape[0])
-            camera = camera_from_info(info, size, rectified=False, topic=_info_topic(message.topic))
-        stamp_ns = image.header.stamp.sec * 1_000_000_000 + image.header.stamp.nanosec
-        yield Frame(message.topic, stamp_ns, image.header.frame_id, grey, camera)
-
-
-def stereo_pairs(frames: Iterator[Frame], left: str, right: str) -> Iterator[tuple[Frame, Frame]]:
-    """Left/right frames with equal header stamps (exact synchronisation, as stereo drivers do)."""
-    pending: dict[str, dict[int, Frame]] = {left: {}, right: {}}
-    for frame in frames:
-        other = right if frame.topic == left else left
-        partner = pending[other].pop(frame.stamp_ns, None)
-        if partner is None:
-            pending[frame.topic][frame.stamp_ns] = frame
-            continue
-        yield (frame, partner) if frame.topic == left else (partner, frame)
-        for side in pending.values():  # unpaired older frames will never find a partner
-            for stamp in [s for s in side if s < frame.stamp_ns]:
-                del side[stamp]
-
-
-def sequential_pairs(frames: Iterator[Frame]) -> Iterator[tuple[Frame, Frame]]:
-    """(frame k-1, frame k) of one topic."""
-    previous = None
-    for frame in frames:
-        if previous is not None:
-            yield previous, frame
-        previous = frame
 
 
 def _pose_record(pose: RelativePose | None) -> dict[str, Any] | None:
@@ -248,59 +67,62 @@ def _pose_record(pose: RelativePose | None) -> dict[str, Any] | None:
         "reason": pose.reason,
         "rotation": pose.rotation.tolist(),
         "translation": pose.translation.tolist(),
+        "metric": pose.metric,
         "num_inliers": pose.num_inliers,
+    }
+
+
+def _pair_record(matcher: str, output: PipelineOutput, pair: PairMatches) -> dict[str, Any]:
+    """One JSON line: a matched pair; the temporal pair also carries the frame's pose."""
+    mask = pair.inlier_mask
+    return {
+        "mode": pair.mode,
+        "stamp0_ns": pair.reference.stamp_ns,
+        "stamp1_ns": pair.current.stamp_ns,
+        "frame_id0": pair.reference.frame_id,
+        "frame_id1": pair.current.frame_id,
+        "matcher": matcher,
+        "num_matches": len(pair.result.keypoints0),
+        "inference_ms": pair.result.inference_ms,
+        "keypoints0": pair.result.keypoints0.tolist(),
+        "keypoints1": pair.result.keypoints1.tolist(),
+        "confidence": pair.result.confidence.tolist(),
+        "inlier_mask": None if mask is None else mask.tolist(),
+        "state": output.state.value,
+        "reason": output.reason,
+        "pose": _pose_record(output.pose) if pair.mode == "sequential" else None,
     }
 
 
 def match_bag(
     out: TextIO,
-    matcher: NamedMatcher,
-    pairs: Iterator[tuple[Frame, Frame]],
+    matcher_name: str,
+    pipeline: MatchingPipeline,
+    frames: Iterable[MonoFrame | StereoFrame],
     *,
-    ransac_method: PoseMethod = "magsac",
-    threshold_px: float = 1.0,
     max_pairs: int | None = None,
 ) -> int:
-    """Match image pairs of a bag and write one JSON line per pair.
+    """Track the frames of a bag with the node's pipeline and write one JSON line per pair.
 
-    Each line holds the two stamps (ns) and frame ids, the matches (``keypoints0``,
-    ``keypoints1`` in original-image pixels, ``confidence``), ``inference_ms``, and ``pose``:
-    ``T_ref_cur`` (camera of image 1 in the camera of image 0; unit translation) from
-    :func:`edm_ros.geometry.pose.relative_pose_from_matches`, or null without camera_info.
+    A stereo frame gives its left <-> right pair, then (from the second frame on) the
+    keyframe <-> current pair; a sequential frame gives the keyframe <-> current pair. Each line
+    holds the pair's mode, stamps (ns) and frame ids, the matches (``keypoints0``,
+    ``keypoints1`` in original-image pixels, ``confidence``, ``inlier_mask``), ``inference_ms``,
+    the frame's tracking ``state`` and ``reason``, and on the keyframe <-> current pair ``pose``:
+    ``T_ref_cur`` of the current camera in the keyframe's (metric in stereo mode, unit
+    translation in sequential mode), as the node publishes it on ``~/relative_pose``.
 
     Returns:
-        The number of pairs written.
+        The number of lines written.
     """
     count = 0
-    for reference, current in pairs:
-        if max_pairs is not None and count >= max_pairs:
-            break
-        result = matcher.matcher.match(reference.grey, current.grey)
-        pose = None
-        if reference.camera is not None and current.camera is not None:
-            pose = relative_pose_from_matches(
-                result.keypoints0,
-                result.keypoints1,
-                reference.camera,
-                current.camera,
-                method=ransac_method,
-                threshold_px=threshold_px,
-            )
-        record = {
-            "stamp0_ns": reference.stamp_ns,
-            "stamp1_ns": current.stamp_ns,
-            "frame_id0": reference.frame_id,
-            "frame_id1": current.frame_id,
-            "matcher": matcher.name,
-            "num_matches": len(result.keypoints0),
-            "inference_ms": result.inference_ms,
-            "keypoints0": result.keypoints0.tolist(),
-            "keypoints1": result.keypoints1.tolist(),
-            "confidence": result.confidence.tolist(),
-            "pose": _pose_record(pose),
-        }
-        out.write(json.dumps(record) + "\n")
-        count += 1
+    for frame in frames:
+        output = pipeline.process(frame)
+        for pair in output.pairs:
+            if max_pairs is not None and count >= max_pairs:
+                return count
+            out.write(json.dumps(_pair_record(matcher_name, output, pair)) + "\n")
+            count += 1
     return count
 
 
@@ -342,9 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="EDM WxH or auto",
     )
     matching.add_argument(
-        "--ransac-method", default="magsac", choices=("magsac", "ransac", "poselib")
+        "--rectified", action="store_true", help="the images are rectified (image_rect topics)"
     )
-    matching.add_argument("--ransac-threshold-px", type=float, default=1.0)
+    matching.add_argument(
+        "--ransac-method", default=PipelineConfig.ransac_method, choices=get_args(PoseMethod)
+    )
+    matching.add_argument(
+        "--ransac-threshold-px", type=float, default=PipelineConfig.ransac_threshold_px
+    )
+    matching.add_argument("--min-inliers", type=int, default=PipelineConfig.min_inliers)
     matching.add_argument("--max-pairs", type=int)
     converter = commands.add_parser("from-euroc", help="write a EuRoC stereo folder as a bag")
     converter.add_argument("euroc", type=Path)
@@ -357,20 +185,33 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_match(args: argparse.Namespace) -> str:
     if bool(args.left) != bool(args.right) or bool(args.left) == bool(args.topic):
         raise ConfigError("give either --left and --right (stereo) or --topic (sequential)")
+    from edm_ros.ros.bag_io import bag_frames
+    from edm_ros.ros.inputs import CameraTopics, InputSpec
+
+    def camera(image_topic: str) -> CameraTopics:
+        return CameraTopics(image_topic, _info_topic(image_topic))
+
+    if args.left:
+        spec = InputSpec.stereo(camera(args.left), camera(args.right))
+    else:
+        spec = InputSpec.sequential(camera(args.topic))
     matcher = build_matcher(
         args.matcher,
         EDMOptions(args.weights, args.device, MatcherConfig(input_size=args.input_size)),
     )
-    topics = [args.left, args.right] if args.left else [args.topic]
-    frames = _frames(args.bag, topics)
-    pairs = stereo_pairs(frames, args.left, args.right) if args.left else sequential_pairs(frames)
+    config = PipelineConfig(
+        mode=spec.mode,
+        ransac_method=args.ransac_method,
+        ransac_threshold_px=args.ransac_threshold_px,
+        min_inliers=args.min_inliers,
+    )
+    frames = bag_frames(args.bag, spec, rectified=args.rectified)
     with args.out.open("w") as out:
         count = match_bag(
             out,
-            matcher,
-            pairs,
-            ransac_method=args.ransac_method,
-            threshold_px=args.ransac_threshold_px,
+            matcher.name,
+            MatchingPipeline(matcher.matcher, config),
+            frames,
             max_pairs=args.max_pairs,
         )
     return f"{count} pairs -> {args.out}"
@@ -383,6 +224,8 @@ def _run(args: argparse.Namespace) -> str:
             counts[message.topic] = counts.get(message.topic, 0) + 1
         return "\n".join(f"{t}  {m}  {counts.get(t, 0)}" for t, m in bag_topics(args.bag).items())
     if args.command == "play":
+        from edm_ros.ros.bag_io import play
+
         count = play(
             args.bag,
             topics=args.topics,

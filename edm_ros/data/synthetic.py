@@ -70,7 +70,7 @@ class SyntheticPair:
 
 
 @dataclass(frozen=True)
-class StereoFrame:
+class RenderedStereoFrame:
     """One rectified stereo frame of a sequence.
 
     Attributes:
@@ -102,7 +102,7 @@ class StereoSequence:
         height: Image height, pixels.
     """
 
-    frames: tuple[StereoFrame, ...]
+    frames: tuple[RenderedStereoFrame, ...]
     K: np.ndarray
     projection_left: np.ndarray
     projection_right: np.ndarray
@@ -519,7 +519,7 @@ def stereo_sequence(
         right, depth_right = render_view(
             scene, intrinsics, pose_world_left @ left_right, width, height
         )
-        frames.append(StereoFrame(left, right, depth_left, depth_right, pose_world_left))
+        frames.append(RenderedStereoFrame(left, right, depth_left, depth_right, pose_world_left))
     projection_left = np.hstack([intrinsics, np.zeros((3, 1))])
     projection_right = projection_left.copy()
     projection_right[0, 3] = -intrinsics[0, 0] * baseline_m

@@ -30,7 +30,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
@@ -48,15 +48,14 @@ from edm_ros.pipeline import (
 from edm_ros.ros.conversions import (
     header_of,
     match_array_from_result,
-    mono_frame_from_msgs,
     numpy_to_image,
     odometry_msg,
     relative_pose_msg,
-    stereo_frame_from_msgs,
     transform_msg,
 )
 from edm_ros.ros.diagnostics import NodeStatus, diagnostic_array
 from edm_ros.ros.frames import TF_MESSAGE, StaticTransforms, mounting_from_parameter
+from edm_ros.ros.inputs import InputSpec
 from edm_ros.ros.params import NodeParams, declare_node_params, updated_node_params
 from edm_ros.ros.sync import InputTopic, LatestSlot, SynchronizedInputs
 from edm_ros.visualization import draw_matches
@@ -176,6 +175,7 @@ class MatcherNode(Node):
         self._pipeline = MatchingPipeline(self._matcher, pipeline_config(self.params))
         self._status = NodeStatus(self.params.no_data_timeout_s)
         self._slot: LatestSlot[_Received] = LatestSlot()
+        self._input_spec = InputSpec.node_default(self.params.mode)
         self._warnings = WarningThrottle(_WARN_THROTTLE_S)
         self._matches_pub = self.create_publisher(MatchArray, "~/matches", _OUTPUT_QOS)
         self._pose_pub = self.create_publisher(RelativePose, "~/relative_pose", _OUTPUT_QOS)
@@ -246,15 +246,10 @@ class MatcherNode(Node):
         qos = qos_profile_sensor_data
         if self.params.image_qos == "reliable":
             qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-        if self.params.mode == "stereo":
-            topics = [
-                InputTopic(Image, "left/image_rect", qos),
-                InputTopic(CameraInfo, "left/camera_info", qos),
-                InputTopic(Image, "right/image_rect", qos),
-                InputTopic(CameraInfo, "right/camera_info", qos),
-            ]
-        else:
-            topics = [InputTopic(Image, "image", qos), InputTopic(CameraInfo, "camera_info", qos)]
+        topics = [
+            InputTopic(msg_type, topic, qos)
+            for msg_type, topic in zip(self._input_spec.message_types, self._input_spec.topics)
+        ]
         return SynchronizedInputs(
             self,
             topics,
@@ -308,15 +303,11 @@ class MatcherNode(Node):
         self._status.frame_processed(output, (time.monotonic() - received.arrival_s) * 1e3)
 
     def _frame_from(self, msgs: tuple[Any, ...]) -> MonoFrame | StereoFrame:
-        names = self._inputs.topic_names
-        frame: MonoFrame | StereoFrame
-        if self.params.mode == "stereo":
-            left, left_info, right, right_info = msgs
-            frame = stereo_frame_from_msgs(left, left_info, right, right_info, (names[1], names[3]))
+        info_topics = [info for _, info in self._input_spec.per_camera(self._inputs.topic_names)]
+        frame = self._input_spec.frame_from_msgs(msgs, info_topics, self.params.rectified_images)
+        if isinstance(frame, StereoFrame):
             problems = [frame.left.camera_problem, frame.right.camera_problem]
         else:
-            image, info = msgs
-            frame = mono_frame_from_msgs(image, info, self.params.rectified_images, names[1])
             problems = [frame.camera_problem]
         for problem in filter(None, problems):
             self._bad_input(problem)

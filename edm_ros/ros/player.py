@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, get_args
 
 import numpy as np
 import rclpy
@@ -31,7 +32,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from edm_ros.data.synthetic import StereoSequence, stereo_sequence
 from edm_ros.geometry.pose import pose_error_deg
 from edm_ros.msg import MatchArray, RelativePose
-from edm_ros.pipeline import Stamped
+from edm_ros.pipeline import PairMode, Stamped
 from edm_ros.ros.conversions import (
     camera_info_from_matrices,
     header_of,
@@ -40,11 +41,8 @@ from edm_ros.ros.conversions import (
     numpy_to_image,
     stamp_to_ns,
 )
+from edm_ros.ros.inputs import InputSpec
 
-INPUT_TOPICS = {
-    "stereo": ("left/image_rect", "left/camera_info", "right/image_rect", "right/camera_info"),
-    "sequential": ("image", "camera_info"),
-}
 LEFT_FRAME, RIGHT_FRAME = "camera_left_optical_frame", "camera_right_optical_frame"
 _RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 _FIRST_STAMP_NS = 1_700_000_000_000_000_000
@@ -84,7 +82,7 @@ def match_array_problems(msg: MatchArray) -> list[str]:
     if lengths != (2 * count, 2 * count, count) or len(msg.inlier_mask) not in (0, count):
         problems.append(f"lengths kp0/kp1/fine/mask {lengths} {len(msg.inlier_mask)} for N={count}")
         return problems
-    if msg.mode not in INPUT_TOPICS:
+    if msg.mode not in get_args(PairMode):
         problems.append(f"mode {msg.mode!r}")
     if min(msg.width, msg.height, msg.reference_width, msg.reference_height) == 0:
         problems.append("zero image size")
@@ -116,10 +114,11 @@ class FramePlayer:
     """
 
     def __init__(
-        self, node: Node, mode: str, node_name: str = "/edm", debug_image: bool = False
+        self, node: Node, mode: PairMode, node_name: str = "/edm", debug_image: bool = False
     ) -> None:
         self.node = node
         self.mode = mode
+        self.inputs = InputSpec.node_default(mode)
         self.frames: dict[int, FrameRecord] = {}
         self.matches: list[tuple[float, MatchArray]] = []
         self.poses: list[RelativePose] = []  # those with a pose
@@ -127,11 +126,9 @@ class FramePlayer:
         self.diagnostics: list[DiagnosticStatus] = []
         self.debug_images: list[Image] = []
         self._node_name = node_name.rstrip("/")
-        self.publishers = {
-            topic: node.create_publisher(
-                Image if "image" in topic.split("/")[-1] else CameraInfo, topic, _RELIABLE
-            )
-            for topic in INPUT_TOPICS[mode]
+        self.publishers: dict[str, Any] = {
+            topic: node.create_publisher(msg_type, topic, _RELIABLE)
+            for msg_type, topic in zip(self.inputs.message_types, self.inputs.topics)
         }
         node.create_subscription(MatchArray, f"{node_name}/matches", self._on_matches, _RELIABLE)
         node.create_subscription(
@@ -223,11 +220,9 @@ class FramePlayer:
         stamp_ns = stamp_to_ns(infos[0].header.stamp)
         record = FrameRecord(index, stamp_ns, time.perf_counter())
         self.frames[stamp_ns] = record
-        image_topics = INPUT_TOPICS[self.mode][0::2]
-        info_topics = INPUT_TOPICS[self.mode][1::2]
-        for image, info, image_topic, info_topic in zip(images, infos, image_topics, info_topics):
-            self.publish(info_topic, info)
-            self.publish(image_topic, numpy_to_image(image, encoding, info.header))
+        for image, info, camera in zip(images, infos, self.inputs.cameras):
+            self.publish(camera.info, info)
+            self.publish(camera.image, numpy_to_image(image, encoding, info.header))
         record.published_s = time.perf_counter()
         return record
 
@@ -238,7 +233,7 @@ def playback_stamp_ns(index: int) -> int:
 
 
 def sequence_frame_messages(
-    sequence: StereoSequence, mode: str, index: int
+    sequence: StereoSequence, mode: PairMode, index: int
 ) -> tuple[list[np.ndarray], list[CameraInfo]]:
     """Images and camera_infos of playback frame ``index`` (the sequence repeats cyclically)."""
     frame = sequence.frames[index % len(sequence.frames)]
@@ -256,14 +251,14 @@ def sequence_frame_messages(
     return [frame.left, frame.right], [left_info, right_info]
 
 
-def expected_matches(mode: str, index: int) -> int:
+def expected_matches(mode: PairMode, index: int) -> int:
     """MatchArrays a frame yields when every frame is processed: stereo 1 (+1 after the first)."""
     return (1 if mode == "stereo" else 0) + (index > 0)
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mode", choices=tuple(INPUT_TOPICS), default="sequential")
+    parser.add_argument("--mode", choices=get_args(PairMode), default="sequential")
     parser.add_argument("--frames", type=int, default=10, help="frames to publish")
     parser.add_argument("--unique-frames", type=int, default=8, help="rendered frames, cycled")
     parser.add_argument("--width", type=int, default=640)
@@ -333,7 +328,9 @@ def _play(player: FramePlayer, sequence: StereoSequence, args: argparse.Namespac
     return _summary(player, args, sequence)
 
 
-def _wait_for_frame(player: FramePlayer, record: FrameRecord, mode: str, timeout_s: float) -> None:
+def _wait_for_frame(
+    player: FramePlayer, record: FrameRecord, mode: PairMode, timeout_s: float
+) -> None:
     """Wait for a frame's MatchArrays, and for its pose when the temporal mask says one exists."""
     expected = expected_matches(mode, record.index)
     player.wait_until(lambda: len(record.matches) >= expected, timeout_s,

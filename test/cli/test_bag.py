@@ -74,24 +74,33 @@ def test_play_delivers_recorded_stamps_and_pixels_to_a_subscriber(euroc_bag, tmp
     assert sorted(received, key=key) == sorted(expected, key=key)
 
 
-def test_offline_stereo_matching_recovers_the_calibrated_baseline(euroc_bag, tmp_path) -> None:
+def test_offline_stereo_matching_tracks_with_a_metric_pose(euroc_bag, tmp_path) -> None:
     _, bag, stamps = euroc_bag
     out = tmp_path / "matches.jsonl"
     status = main(["match", str(bag), "--left", "/cam0/image_raw", "--right", "/cam1/image_raw",
-                   "--matcher", "sift", "--ransac-method", "ransac",
-                   "--out", str(out)])  # fmt: skip
+                   "--matcher", "sift", "--out", str(out)])  # fmt: skip
     assert status == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [(r["stamp0_ns"], r["stamp1_ns"]) for r in records] == [(s, s) for s in stamps]
-    for record in records:
+    stereo = [r for r in records if r["mode"] == "stereo"]
+    temporal = [r for r in records if r["mode"] == "sequential"]
+    assert [(r["stamp0_ns"], r["stamp1_ns"]) for r in stereo] == [(s, s) for s in stamps]
+    assert [(r["stamp0_ns"], r["stamp1_ns"]) for r in temporal] == [
+        (stamps[0], s) for s in stamps[1:]
+    ]  # the first frame stays the keyframe over so little motion
+    for record in stereo:
         assert record["num_matches"] == len(record["keypoints0"]) == len(record["keypoints1"]) > 100
+        assert record["pose"] is None
+        # rectified with the bag's camera_info: matches lie on the same row, right of the left
+        left, right = (np.asarray(record[k]).reshape(-1, 2) for k in ("keypoints0", "keypoints1"))
+        assert np.median(np.abs(left[:, 1] - right[:, 1])) < 1.0
+        assert np.median(left[:, 0] - right[:, 0]) > 0
+    for record in temporal:
         pose = record["pose"]
-        assert pose["success"], pose["reason"]
-        # right camera in the left camera frame: 0.11 m along +x (EuRoC calibration)
-        direction = np.asarray(pose["translation"])
-        assert np.degrees(np.arccos(direction @ [1.0, 0.0, 0.0])) < 15.0
+        assert pose["success"] and pose["metric"], record["reason"]
+        # 20 Hz frames of a hand-held camera: centimetres and below a few degrees per frame
+        assert np.linalg.norm(pose["translation"]) < 0.2
         angle = np.degrees(np.arccos((np.trace(np.asarray(pose["rotation"])) - 1) / 2))
-        assert angle < 2.0  # the calibrated rotation between the cameras is 0.82°
+        assert angle < 5.0
 
 
 def test_offline_sequential_matching_with_edm_plumbing(euroc_bag, parity_weights, tmp_path) -> None:
