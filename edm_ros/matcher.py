@@ -6,7 +6,6 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import EllipsisType
 from typing import Any, NamedTuple
 
 import cv2
@@ -84,7 +83,6 @@ class EDMMatcher:
         self,
         weights: str | Path | None = None,
         device: str = "cpu",
-        input_size: tuple[int, int] | EllipsisType | None = ...,
         *,
         config: MatcherConfig | None = None,
         backend: str = "torch",
@@ -96,19 +94,15 @@ class EDMMatcher:
             shipped with the package (docs/weights.md); ``"random"`` = seeded random weights,
             whose matches are meaningless (tests and plumbing only).
         device: "cpu", "cuda" or "cuda:N".
-        input_size: (W, H) network input, multiples of 32; None = image size rounded to /32;
-            ``...`` = the config's. Kept positional: callers pass it as the third argument.
         config: the matcher settings (:class:`MatcherConfig`); None = its defaults.
         backend: "torch" (reference), "onnxruntime", "tensorrt" or "auto" (docs/deployment.md).
         backend_options: cache directory, precision, static batch size, CUDA graph, ...
-        **settings: MatcherConfig fields by name (``match_threshold=0.05``, ``border=8``, ...);
-            they override ``config``.
+        **settings: MatcherConfig fields by name (``input_size=(640, 480)``,
+            ``match_threshold=0.05``, ``border=8``, ...); they override ``config``.
 
         Raises:
             ConfigError: an unknown setting or an invalid value.
         """
-        if input_size is not ...:
-            settings["input_size"] = input_size
         self.config = (config or MatcherConfig()).updated(**settings)
         model, self.weights_description, self.random_weights = build_model(
             weights, topk_ratio=self.config.topk_ratio

@@ -45,7 +45,7 @@ def time_backend(
     options = BackendOptions(cache_dir=args.cache_dir, num_threads=args.threads)
     start = time.perf_counter()
     matcher = EDMMatcher(
-        args.weights, args.device, args.size, backend=name, backend_options=options
+        args.weights, args.device, input_size=args.size, backend=name, backend_options=options
     )
     print(f"{name}: ready in {time.perf_counter() - start:.1f} s (export/build if not cached)")
     for _ in range(args.warmup):

@@ -131,7 +131,9 @@ def matcher_latency_ms(args: argparse.Namespace, size: tuple[int, int], runs: in
 
 
 def _matcher(args: argparse.Namespace, size: tuple[int, int]) -> EDMMatcher:
-    return EDMMatcher(args.weights, args.device, size, match_threshold=_match_threshold(args))
+    return EDMMatcher(
+        args.weights, args.device, input_size=size, match_threshold=_match_threshold(args)
+    )
 
 
 def _match_threshold(args: argparse.Namespace) -> float:

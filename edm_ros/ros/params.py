@@ -12,19 +12,21 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 
+from edm_ros.backends import BACKENDS
+from edm_ros.backends.options import Precision
 from edm_ros.errors import ConfigError
+from edm_ros.geometry.pose import PoseMethod
+from edm_ros.pipeline import PairMode
 
 ParamValue = bool | int | float | str | tuple[float, ...]
-Mode = Literal["stereo", "sequential"]
 SyncPolicy = Literal["exact", "approximate"]
 ImageQoS = Literal["sensor_data", "reliable"]
-RansacMethod = Literal["magsac", "ransac", "poselib"]
 
 #: Network input sides must be multiples of this (EDM's 1/32 feature level).
 INPUT_SIZE_MULTIPLE = 32
@@ -81,9 +83,9 @@ PARAMS: tuple[Param, ...] = (
         "backend",
         "torch",
         "Inference runtime; auto picks the fastest installed one and logs it",
-        choices=("torch", "onnxruntime", "tensorrt", "auto"),
+        choices=BACKENDS,
     ),
-    Param("precision", "fp32", "TensorRT arithmetic (fp16 is opt-in)", choices=("fp32", "fp16")),
+    Param("precision", "fp32", "TensorRT arithmetic (fp16 is opt-in)", choices=get_args(Precision)),
     Param(
         "engine_cache_dir",
         "",
@@ -108,7 +110,7 @@ PARAMS: tuple[Param, ...] = (
         "border_px", 0, "Drop matches closer than this to the image border, pixels", range=(0, 512)
     ),
     # --- input -------------------------------------------------------------------------------
-    Param("mode", "stereo", "Input mode", choices=("stereo", "sequential")),
+    Param("mode", "stereo", "Input mode", choices=get_args(PairMode)),
     Param(
         "sync_policy",
         "exact",
@@ -144,7 +146,7 @@ PARAMS: tuple[Param, ...] = (
         "ransac_method",
         "magsac",
         "Essential-matrix estimator",
-        choices=("magsac", "ransac", "poselib"),
+        choices=get_args(PoseMethod),
         read_only=False,
     ),
     Param(
@@ -240,8 +242,8 @@ class NodeParams:
 
     weights_path: str
     device: str
-    backend: Literal["torch", "onnxruntime", "tensorrt", "auto"]
-    precision: Literal["fp32", "fp16"]
+    backend: str
+    precision: Precision
     engine_cache_dir: str
     rebuild_engine: bool
     cpu_threads: int
@@ -252,14 +254,14 @@ class NodeParams:
     topk_ratio: float
     max_matches: int
     border_px: int
-    mode: Mode
+    mode: PairMode
     sync_policy: SyncPolicy
     sync_tolerance_s: float
     sync_queue_size: int
     rectified_images: bool
     image_qos: ImageQoS
     max_rate_hz: float
-    ransac_method: RansacMethod
+    ransac_method: PoseMethod
     ransac_threshold_px: float
     ransac_confidence: float
     min_inliers: int

@@ -36,7 +36,7 @@ def test_engine_output_equals_pytorch_and_the_engine_is_cached(
     fixture = load_parity_fixture("320x256")
     options = BackendOptions(cache_dir=tmp_path)
     matcher = EDMMatcher(
-        parity_weights, "cuda", (320, 256), backend="tensorrt", backend_options=options
+        parity_weights, "cuda", input_size=(320, 256), backend="tensorrt", backend_options=options
     )
     pairs = fixture_pairs(fixture)
     reference = TorchBackend(parity_model).run(pairs).pair(0)
@@ -46,7 +46,7 @@ def test_engine_output_equals_pytorch_and_the_engine_is_cached(
     engines = sorted(tmp_path.glob("*.engine"))
     assert len(engines) == 1 and engines[0].with_name(engines[0].name + ".json").is_file()
     again = EDMMatcher(
-        parity_weights, "cuda", (320, 256), backend="tensorrt", backend_options=options
+        parity_weights, "cuda", input_size=(320, 256), backend="tensorrt", backend_options=options
     )
     np.testing.assert_array_equal(
         again.backend.run(pairs).confidence, matcher.backend.run(pairs).confidence
