@@ -131,7 +131,10 @@ def test_keyword_settings_are_merged_into_the_given_config():
     matcher = EDMMatcher("random", config=base, match_threshold=0.0)
     assert matcher.config == MatcherConfig(input_size=(64, 64), border=4, match_threshold=0.0)
     assert matcher.backend.model.topk_ratio == base.topk_ratio
-    assert EDMMatcher("random", "cpu", input_size=(32, 32), config=base).config.input_size == (32, 32)
+    assert EDMMatcher("random", "cpu", input_size=(32, 32), config=base).config.input_size == (
+        32,
+        32,
+    )
     with pytest.raises(ConfigError, match="unknown matcher setting"):
         EDMMatcher("random", input_size=(64, 64), threshold=0.1)
 

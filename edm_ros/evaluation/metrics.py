@@ -14,6 +14,7 @@ import numpy as np
 
 from edm_ros.errors import InputError
 from edm_ros.geometry.camera import CameraModel
+from edm_ros.geometry.pose import skew
 
 POSE_AUC_THRESHOLDS_DEG = (5.0, 10.0, 20.0)
 HOMOGRAPHY_AUC_THRESHOLDS_PX = (3.0, 5.0, 10.0)
@@ -52,15 +53,10 @@ def error_auc(
     return aucs
 
 
-def _skew(vector: np.ndarray) -> np.ndarray:
-    x, y, z = vector
-    return np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
-
-
 def essential_from_pose(T_0to1: np.ndarray) -> np.ndarray:
     """Essential matrix ``E = [t]x R`` with ``x1^T E x0 = 0`` for normalised points ([3, 3])."""
     transform = np.asarray(T_0to1, dtype=np.float64)
-    return _skew(transform[:3, 3]) @ transform[:3, :3]
+    return skew(transform[:3, 3]) @ transform[:3, :3]
 
 
 def symmetric_epipolar_distance(

@@ -13,12 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edm_ros.geometry.pose import UNKNOWN_VARIANCE, RelativePose
-
-
-def _skew(vector: np.ndarray) -> np.ndarray:
-    x, y, z = vector
-    return np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
+from edm_ros.geometry.pose import UNKNOWN_VARIANCE, RelativePose, skew
 
 
 def _block_diagonal(rotation: np.ndarray) -> np.ndarray:
@@ -75,7 +70,7 @@ def compose(first: PoseEstimate, second: PoseEstimate) -> PoseEstimate:
     rotation_ab = first.transform[:3, :3]
     moved = rotation_ab @ second.transform[:3, 3]  # t_b_c seen in a's axes
     from_first = np.eye(6)
-    from_first[:3, 3:] = -_skew(moved)  # a rotation of T_a_b swings t_b_c around
+    from_first[:3, 3:] = -skew(moved)  # a rotation of T_a_b swings t_b_c around
     from_second = _block_diagonal(rotation_ab)
     covariance = (
         from_first @ first.covariance @ from_first.T

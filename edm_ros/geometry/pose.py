@@ -70,6 +70,7 @@ class RelativePose:
         reason: str,
         num_matches: int,
         inlier_mask: np.ndarray | None = None,
+        *,
         metric: bool = False,
     ) -> RelativePose:
         """A failed pose: identity, zero translation, UNKNOWN_VARIANCE covariance.
@@ -233,7 +234,8 @@ def _estimate_poselib(
     return _Estimate(np.asarray(pose.R), translation / np.linalg.norm(translation), inliers)
 
 
-def _skew(vector: np.ndarray) -> np.ndarray:
+def skew(vector: np.ndarray) -> np.ndarray:
+    """[3, 3] cross-product matrix of a [3] vector: ``skew(a) @ b == np.cross(a, b)``."""
     x, y, z = vector
     return np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
 
@@ -274,7 +276,7 @@ def _sampson_residuals(
     translation_ref_cur: np.ndarray,
 ) -> np.ndarray:
     """[N] Sampson epipolar errors in normalised units for the pose T_ref_cur."""
-    essential = rotation_ref_cur.T @ _skew(translation_ref_cur)  # x_cur^T E x_ref = 0, up to sign
+    essential = rotation_ref_cur.T @ skew(translation_ref_cur)  # x_cur^T E x_ref = 0, up to sign
     homogeneous_ref = np.column_stack([rays_ref, np.ones(len(rays_ref))])
     homogeneous_cur = np.column_stack([rays_cur, np.ones(len(rays_cur))])
     lines_cur = homogeneous_ref @ essential.T  # [N, 3] epipolar lines in the current image

@@ -173,7 +173,9 @@ def bag_frames(
                     for image, info in spec.per_camera(msgs)
                     for part in (rectifier.rectify(image, info), info)
                 )
-            yield spec.frame_from_msgs(msgs, info_topics, rectified or spec.mode == "stereo")
+            yield spec.frame_from_msgs(
+                msgs, info_topics, rectified=rectified or spec.mode == "stereo"
+            )
         groups.clear()
 
 

@@ -189,8 +189,9 @@ def grey_for_matcher(pixels: np.ndarray, encoding: str) -> np.ndarray:
     return np.round((values - low) * scale).astype(np.uint8)
 
 
-def camera_from_info(info: CameraInfo, image_size: tuple[int, int], rectified: bool,
-                     topic: str) -> CameraModel:  # fmt: skip
+def camera_from_info(
+    info: CameraInfo, image_size: tuple[int, int], *, rectified: bool, topic: str
+) -> CameraModel:
     """The camera model of a ``sensor_msgs/CameraInfo``.
 
     Args:
@@ -250,7 +251,7 @@ def camera_info_from_matrices(
 
 
 def mono_frame_from_msgs(
-    image: Image, info: CameraInfo, rectified: bool, info_topic: str
+    image: Image, info: CameraInfo, *, rectified: bool, info_topic: str
 ) -> MonoFrame:
     """A pipeline frame from an image and its camera_info.
 
@@ -264,7 +265,9 @@ def mono_frame_from_msgs(
     grey = grey_for_matcher(image_to_numpy(image), image.encoding)
     stamp = Stamped(stamp_to_ns(image.header.stamp), image.header.frame_id)
     try:
-        camera = camera_from_info(info, (grey.shape[1], grey.shape[0]), rectified, info_topic)
+        camera = camera_from_info(
+            info, (grey.shape[1], grey.shape[0]), rectified=rectified, topic=info_topic
+        )
     except InputError as err:
         return MonoFrame(grey, stamp, None, str(err))
     return MonoFrame(grey, stamp, camera)
@@ -289,8 +292,8 @@ def stereo_frame_from_msgs(
     Raises:
         InputError: When an image cannot be used.
     """
-    left_frame = mono_frame_from_msgs(left, left_info, True, info_topics[0])
-    right_frame = mono_frame_from_msgs(right, right_info, True, info_topics[1])
+    left_frame = mono_frame_from_msgs(left, left_info, rectified=True, info_topic=info_topics[0])
+    right_frame = mono_frame_from_msgs(right, right_info, rectified=True, info_topic=info_topics[1])
     if left_frame.camera is None or right_frame.camera is None:
         return StereoFrame(left_frame, right_frame, None, None)
     projection_right = projection_matrix(right_info)

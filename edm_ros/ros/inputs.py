@@ -82,7 +82,7 @@ class InputSpec:
         return [(values[i], values[i + 1]) for i in range(0, len(values), 2)]
 
     def frame_from_msgs(
-        self, msgs: Sequence[Any], info_topics: Sequence[str], rectified: bool
+        self, msgs: Sequence[Any], info_topics: Sequence[str], *, rectified: bool
     ) -> MonoFrame | StereoFrame:
         """The pipeline frame of one synchronised group of messages.
 
@@ -102,4 +102,4 @@ class InputSpec:
                 left, left_info, right, right_info, (info_topics[0], info_topics[1])
             )
         ((image, info),) = cameras
-        return mono_frame_from_msgs(image, info, rectified, info_topics[0])
+        return mono_frame_from_msgs(image, info, rectified=rectified, info_topic=info_topics[0])

@@ -304,7 +304,9 @@ class MatcherNode(Node):
 
     def _frame_from(self, msgs: tuple[Any, ...]) -> MonoFrame | StereoFrame:
         info_topics = [info for _, info in self._input_spec.per_camera(self._inputs.topic_names)]
-        frame = self._input_spec.frame_from_msgs(msgs, info_topics, self.params.rectified_images)
+        frame = self._input_spec.frame_from_msgs(
+            msgs, info_topics, rectified=self.params.rectified_images
+        )
         if isinstance(frame, StereoFrame):
             problems = [frame.left.camera_problem, frame.right.camera_problem]
         else:

@@ -138,8 +138,8 @@ def test_numpy_to_image_rejects_a_dtype_that_does_not_fit() -> None:
 def test_camera_from_info_uses_p_for_rectified_and_k_d_for_raw_images() -> None:
     projection = np.hstack([K * [[1.1], [1.1], [1.0]], np.zeros((3, 1))])
     info = camera_info_from_matrices(K, (64, 48), HEADER, projection, np.array([0.1, 0, 0, 0, 0]))
-    rectified = camera_from_info(info, (64, 48), True, "/cam/camera_info")
-    raw = camera_from_info(info, (64, 48), False, "/cam/camera_info")
+    rectified = camera_from_info(info, (64, 48), rectified=True, topic="/cam/camera_info")
+    raw = camera_from_info(info, (64, 48), rectified=False, topic="/cam/camera_info")
     np.testing.assert_allclose(rectified.K, projection[:, :3])
     assert rectified.distortion.size == 0
     np.testing.assert_allclose(raw.K, K)
@@ -150,20 +150,20 @@ def test_zero_camera_info_names_the_topic() -> None:
     info = camera_info_from_matrices(K, (64, 48), HEADER)
     info.k = np.zeros(9)
     with pytest.raises(InputError, match="/cam/camera_info: camera_info K: values are all zero"):
-        camera_from_info(info, (64, 48), False, "/cam/camera_info")
+        camera_from_info(info, (64, 48), rectified=False, topic="/cam/camera_info")
 
 
 def test_camera_info_of_another_size_is_rejected() -> None:
     info = camera_info_from_matrices(K, (640, 480), HEADER)
     with pytest.raises(InputError, match="camera_info is 640x480 but the image is 64x48"):
-        camera_from_info(info, (64, 48), True, "/cam/camera_info")
+        camera_from_info(info, (64, 48), rectified=True, topic="/cam/camera_info")
 
 
 def test_mono_frame_keeps_matching_without_a_usable_camera() -> None:
     image = numpy_to_image(_random_image(np.uint8, 1), "mono8", HEADER)
     info = camera_info_from_matrices(K, (64, 48), HEADER)
     info.p = np.zeros(12)
-    frame = mono_frame_from_msgs(image, info, True, "/cam/camera_info")
+    frame = mono_frame_from_msgs(image, info, rectified=True, info_topic="/cam/camera_info")
     assert frame.camera is None and "camera_info P" in frame.camera_problem
     assert frame.stamp == Stamped(1_700_000_000_123_456_789, "cam_optical")
     assert frame.image.shape == (48, 64) and frame.image.dtype == np.uint8
