@@ -24,7 +24,7 @@ import numpy as np
 
 from edm_ros.data.datasets import IMAGE_SUFFIXES
 from edm_ros.data.images import read_grey
-from edm_ros.data.synthetic import textured_image
+from edm_ros.data.textures import textured_image
 from edm_ros.errors import ConfigError, InputError
 
 #: Procedural sources are this much larger than the views, so the views can rotate and shift.

@@ -32,9 +32,9 @@ from edm_ros.data.synthetic import (
     pose_matrix,
     render_view,
     room_scene,
-    textured_image,
     transfer_points,
 )
+from edm_ros.data.textures import textured_image
 from edm_ros.errors import ConfigError
 
 DEFAULT_PHOTOMETRIC = PhotometricRange()

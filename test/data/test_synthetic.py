@@ -12,9 +12,9 @@ from edm_ros.data.synthetic import (
     grid_points,
     stereo_sequence,
     synthetic_pair,
-    textured_image,
     transfer_points,
 )
+from edm_ros.data.textures import textured_image
 from edm_ros.geometry.camera import CameraModel
 from edm_ros.geometry.pose import pose_error_deg, relative_pose_from_matches
 

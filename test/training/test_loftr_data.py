@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
-from edm_ros.data.synthetic import textured_image
+from edm_ros.data.textures import textured_image
 from edm_ros.errors import InputError
 from edm_ros.training.data import ground_truth
 from edm_ros.training.loftr_data import (
