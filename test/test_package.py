@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -65,3 +67,28 @@ def test_mypy():
         cwd=PROJECT_ROOT,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Top-level modules from pip (rosdep keys or pip, in package.xml's comments), not ROS packages.
+PYTHON_DEPENDENCIES = {"torch", "numpy", "cv2", "yaml", "psutil", "onnx", "onnxruntime",
+                       "onnxscript", "tensorrt", "matplotlib", "tqdm", "poselib", "rosbags", "h5py",
+                       "pytest"}  # fmt: skip
+
+
+def _imported_modules(path) -> set[str]:
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules.add(node.module.split(".")[0])
+    return modules
+
+
+def test_package_xml_declares_every_ros_package_the_code_imports():
+    sources = [*(PROJECT_ROOT / "edm_ros").rglob("*.py"), *(PROJECT_ROOT / "launch").glob("*.py")]
+    imported = set().union(*(_imported_modules(path) for path in sources))
+    ros_packages = imported - set(sys.stdlib_module_names) - PYTHON_DEPENDENCIES - {"edm_ros"}
+    xml = ET.parse(PROJECT_ROOT / "package.xml").getroot()
+    declared = {element.text for element in xml if element.tag.endswith("depend")}
+    assert ros_packages and ros_packages <= declared, sorted(ros_packages - declared)
