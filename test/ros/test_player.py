@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from edm_ros.msg import MatchArray
 
+from edm_ros.ros.conversions import float32_sequence
 from edm_ros.ros.player import expected_matches, match_array_problems
 
 
@@ -13,10 +14,10 @@ def _match_array(count: int = 4) -> MatchArray:
     msg = MatchArray(
         mode="sequential", width=64, height=48, reference_width=64, reference_height=48
     )
-    msg.keypoints0 = np.tile(np.float32([10.0, 20.0]), count)
-    msg.keypoints1 = np.tile(np.float32([11.0, 21.0]), count)
-    msg.confidence = np.full(count, 0.5, np.float32)
-    msg.fine_confidence = np.full(count, 0.9, np.float32)
+    msg.keypoints0 = float32_sequence(np.tile(np.float32([10.0, 20.0]), count))
+    msg.keypoints1 = float32_sequence(np.tile(np.float32([11.0, 21.0]), count))
+    msg.confidence = float32_sequence(np.full(count, 0.5, np.float32))
+    msg.fine_confidence = float32_sequence(np.full(count, 0.9, np.float32))
     msg.inference_ms = 3.0
     return msg
 
@@ -43,7 +44,8 @@ def test_a_well_formed_message_has_no_problems() -> None:
 )
 def test_each_malformation_is_found(field: str, value: object, problem: str) -> None:
     msg = _match_array()
-    setattr(msg, field, value)
+    # float32[] fields take array.array('f') on every distro under field checks
+    setattr(msg, field, float32_sequence(value) if isinstance(value, np.ndarray) else value)
     assert any(text.startswith(problem) for text in match_array_problems(msg))
 
 
