@@ -97,7 +97,7 @@ def generate_launch_description() -> LaunchDescription:
             "use_sim_time",
             default_value="false",
             choices=["true", "false"],
-            description="stamp with /clock (bag playback) instead of the system clock",
+            description="the node's clock follows /clock (bag playback) instead of the system",
         ),
         DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
         DeclareLaunchArgument("log_level", default_value="info", description="node log level"),

@@ -144,6 +144,10 @@ def test_param_get_and_set_validates(player: FramePlayer) -> None:
     assert "Setting parameter failed" in read_only and "read-only" in read_only, read_only
 
 
+def test_no_ros2_daemon_was_started() -> None:
+    assert "The daemon is not running" in ros2("daemon", "status")
+
+
 def test_ctrl_c_ends_launch_and_node_cleanly(launched: Launch, player: FramePlayer) -> None:
     pids = child_pids(launched.log())
     assert len(pids) == 1, launched.log()
