@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,7 +46,7 @@ SEQUENCE = stereo_sequence(3, 320, 256)
 def ros2(*args: str) -> str:
     """Output of a short `ros2` command, which must succeed within TIMEOUT_S."""
     done = subprocess.run(["ros2", *args], capture_output=True, text=True, timeout=TIMEOUT_S)
-    assert done.returncode == 0, f"ros2 {' '.join(args)}: exit {done.returncode}\n{done.stdout}"
+    assert done.returncode == 0, f"ros2 {' '.join(args)}: exit {done.returncode}\n{done.stderr}"
     return done.stdout + done.stderr
 
 
@@ -129,9 +130,19 @@ def test_topic_echo_once_prints_a_match_array(player: FramePlayer, tmp_path: Pat
 
 
 def param(verb: str, *args: str) -> str:
-    """`ros2 param <verb> <node> <args>`, discovering the graph itself (no daemon)."""
-    # ros2cli spins this long for discovery before looking the node up
-    return ros2("param", verb, "--no-daemon", "--spin-time", "2", NODE, *args)
+    """`ros2 param <verb> <node> <args>`, discovering the graph itself (no daemon).
+
+    Each call spins 2 s for discovery; on a loaded machine that may not find the node yet, so a
+    "Node not found" is tried again until TIMEOUT_S.
+    """
+    command = ["ros2", "param", verb, "--no-daemon", "--spin-time", "2", NODE, *args]
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
+        if "Node not found" not in done.stderr or time.monotonic() > deadline:
+            break
+    assert done.returncode == 0, f"{' '.join(command)}: exit {done.returncode}\n{done.stderr}"
+    return done.stdout + done.stderr
 
 
 def test_param_get_and_set_validates(player: FramePlayer) -> None:
