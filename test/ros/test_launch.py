@@ -3,7 +3,8 @@ a user runs them (skipped where the ROS 2 command-line tools are not installed).
 
 One launch in sequential mode serves the tests of this module, in order: frames in, MatchArrays
 out on the namespaced, remapped topics; `ros2 topic echo --once`; `ros2 param get/set`; Ctrl-C.
-Every `ros2` call passes --no-daemon, so no daemon outlives the tests.
+Then `ros2 run` starts the node on its own. Every graph query passes --no-daemon, and a test checks
+that no daemon was started.
 """
 
 from __future__ import annotations
