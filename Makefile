@@ -1,22 +1,30 @@
-# edm_ros developer entry points. Every target installs what it needs into .venv first.
+# edm_ros developer entry points. Every target installs what it needs into its venv first.
 SHELL := /bin/bash
 PYTHON ?= python3
-VENV ?= .venv
+# One ROS 2 distro per venv: kilted (.venv, everything) or jazzy (.venv-jazzy, what the ROS tests
+# need: `make test-ros DISTRO=jazzy`).
+DISTRO ?= kilted
+VENV ?= $(if $(filter kilted,$(DISTRO)),.venv,.venv-$(DISTRO))
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.edm_ros_installed
+REQUIREMENTS := requirements/core.txt requirements/ros-$(DISTRO).txt \
+                requirements/$(if $(filter kilted,$(DISTRO)),dev.txt,test.txt)
+# ros2 launch/run/topic/param, launch_testing, message_filters, tf2_msgs; installed when present
+ROS2_TOOLS ?= ../shared/ros2_tools
+ROS2_TOOLS_INSTALL := $(wildcard $(ROS2_TOOLS)/install.sh)
+COLCON_WS ?= build/colcon
 PYTEST_ARGS ?=
 
-.PHONY: venv messages demo test bench bench-node eval lint clean
+.PHONY: venv messages demo test test-ros colcon bench bench-node eval lint clean
 
 venv: $(STAMP)
 
-$(STAMP): requirements/core.txt requirements/ros.txt requirements/dev.txt setup.py \
-          CMakeLists.txt package.xml msg/*.msg scripts/matcher_node scripts/build_messages.sh \
-          config/*.yaml launch/*.py
+$(STAMP): $(REQUIREMENTS) requirements/test.txt setup.py CMakeLists.txt package.xml msg/*.msg \
+          scripts/matcher_node scripts/build_messages.sh config/*.yaml launch/*.py $(ROS2_TOOLS_INSTALL)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -U pip "setuptools<80" wheel
-	$(BIN)/python -m pip install -q --disable-pip-version-check \
-	    -r requirements/core.txt -r requirements/ros.txt -r requirements/dev.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(addprefix -r ,$(REQUIREMENTS))
+	$(if $(ROS2_TOOLS_INSTALL),VIRTUAL_ENV=$(abspath $(VENV)) bash $(ROS2_TOOLS_INSTALL))
 	VIRTUAL_ENV=$(abspath $(VENV)) bash scripts/build_messages.sh
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
 	    --config-settings editable_mode=compat -e .
@@ -34,6 +42,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	ROS_PYTHON_CHECK_FIELDS=1 $(BIN)/python -m pytest -q -rs $(PYTEST_ARGS) test
 
+# The tests that need ROS 2 (node, launch, conversions, sync): what a second distro's venv runs.
+test-ros: $(STAMP)
+	ROS_PYTHON_CHECK_FIELDS=1 $(BIN)/python -m pytest -q -rs $(PYTEST_ARGS) test/ros
+
+# colcon build + colcon test in a workspace ($(COLCON_WS)), with colcon from PyPI in the venv.
+colcon: $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements/colcon.txt \
+	    -c requirements/test.txt
+	VIRTUAL_ENV=$(abspath $(VENV)) bash scripts/colcon_check.sh $(COLCON_WS)
+
 bench: $(STAMP)
 	$(BIN)/python -m edm_ros.cli.bench $(if $(WEIGHTS),--weights $(WEIGHTS))
 
@@ -50,4 +68,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check edm_ros test && $(BIN)/ruff format --check edm_ros test
 
 clean:
-	rm -rf $(VENV) build_messages demo_output
+	rm -rf $(VENV) build_messages demo_output $(COLCON_WS)

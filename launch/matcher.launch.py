@@ -1,11 +1,14 @@
 """Start the EDM matcher node.
 
     ros2 launch edm_ros matcher.launch.py [mode:=stereo|sequential] [params_file:=my.yaml]
-        [namespace:=cam] [left_image:=...] [right_image:=...] [left_camera_info:=...]
-        [right_camera_info:=...] [image:=...] [camera_info:=...] [log_level:=info]
+        [weights_path:=...] [device:=cpu] [use_sim_time:=true] [namespace:=cam]
+        [left_image:=...] [right_image:=...] [left_camera_info:=...] [right_camera_info:=...]
+        [image:=...] [camera_info:=...] [log_level:=info]
 
-Parameters come from config/matcher.yaml, then config/<mode>.yaml, then ``params_file`` (later
-files win); defaults live only in those files. Works on Humble, Jazzy and Kilted.
+Parameters come from config/matcher.yaml, then config/<mode>.yaml, then ``params_file``, then the
+``weights_path``, ``device`` and ``use_sim_time`` arguments (later ones win); defaults live only in
+those files, so an empty ``weights_path`` or ``device`` argument leaves the files' value. Works on
+Humble, Jazzy and Kilted.
 """
 
 from pathlib import Path
@@ -27,6 +30,11 @@ TOPIC_ARGUMENTS = {
     "image": "image",
     "camera_info": "camera_info",
 }
+# launch arguments that override the node parameter of the same name unless left empty
+PARAMETER_ARGUMENTS = {
+    "weights_path": "EDM checkpoint (a local file); empty: the params files' weights_path",
+    "device": "cpu, cuda or cuda:N; empty: the params files' device",
+}
 
 
 def _matcher_node(context: LaunchContext) -> list[Node]:
@@ -38,6 +46,12 @@ def _matcher_node(context: LaunchContext) -> list[Node]:
         if not Path(params_file).is_file():
             raise FileNotFoundError(f"params_file:={params_file} does not exist")
         parameters.append(params_file)
+    overrides: dict[str, str | bool] = {
+        name: value
+        for name in PARAMETER_ARGUMENTS
+        if (value := LaunchConfiguration(name).perform(context))
+    }
+    overrides["use_sim_time"] = LaunchConfiguration("use_sim_time").perform(context) == "true"
     remappings = [
         (topic, LaunchConfiguration(argument).perform(context))
         for argument, topic in TOPIC_ARGUMENTS.items()
@@ -48,7 +62,7 @@ def _matcher_node(context: LaunchContext) -> list[Node]:
             executable="matcher_node",
             name="edm",
             namespace=LaunchConfiguration("namespace").perform(context),
-            parameters=parameters,
+            parameters=[*parameters, overrides],
             remappings=remappings,
             arguments=[
                 "--ros-args",
@@ -74,6 +88,16 @@ def generate_launch_description() -> LaunchDescription:
             default_value="",
             description="YAML file applied after config/matcher.yaml and "
             "config/<mode>.yaml (e.g. to set weights_path)",
+        ),
+        *(
+            DeclareLaunchArgument(name, default_value="", description=description)
+            for name, description in PARAMETER_ARGUMENTS.items()
+        ),
+        DeclareLaunchArgument(
+            "use_sim_time",
+            default_value="false",
+            choices=["true", "false"],
+            description="the node's clock follows /clock (bag playback) instead of the system",
         ),
         DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
         DeclareLaunchArgument("log_level", default_value="info", description="node log level"),

@@ -12,7 +12,8 @@ for tool in cmake c++ make; do
   }
 done
 py="$VIRTUAL_ENV/bin/python"
-build="$here/build_messages"
+# one build folder per venv: a second distro's venv must not reuse the first one's CMake cache
+build="$here/build_messages/$(basename "$VIRTUAL_ENV")"
 
 # The wheels' CMake exports carry include paths of the machine that built them; point them here.
 pyinc=$("$py" -c "import sysconfig; print(sysconfig.get_paths()['include'])")
@@ -22,17 +23,7 @@ npinc=$("$py" -c "import numpy; print(numpy.get_include())")
 
 export AMENT_PREFIX_PATH="$VIRTUAL_ENV" CMAKE_PREFIX_PATH="$VIRTUAL_ENV" PATH="$VIRTUAL_ENV/bin:$PATH"
 
-# tf2_msgs (what /tf and /tf_static carry) has no PyPI wheel; build it from ../shared/ros2_tools when
-# that folder is there. Without it the node runs with its TF output and /tf_static lookup disabled.
-tf2_source="$here/../shared/ros2_tools/tf2_msgs"
-if [[ -d $tf2_source ]] && ! "$py" -c "import tf2_msgs.msg" 2>/dev/null; then
-  cmake -S "$tf2_source" -B "$build/tf2_msgs" -DCMAKE_INSTALL_PREFIX="$VIRTUAL_ENV" -DBUILD_TESTING=OFF \
-    -DPython3_EXECUTABLE="$py" -DCMAKE_BUILD_TYPE=Release > "$build.tf2_msgs.log" 2>&1 \
-    && cmake --build "$build/tf2_msgs" -j2 >> "$build.tf2_msgs.log" 2>&1 \
-    && cmake --install "$build/tf2_msgs" >> "$build.tf2_msgs.log" 2>&1 \
-    || { tail -50 "$build.tf2_msgs.log"; exit 1; }
-  echo "tf2_msgs installed into $VIRTUAL_ENV"
-fi
+mkdir -p "$build"
 cmake -S "$here" -B "$build/edm_ros" -DCMAKE_INSTALL_PREFIX="$VIRTUAL_ENV" -DEDM_ROS_INSTALL_PYTHON=OFF \
   -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$py" -DCMAKE_BUILD_TYPE=Release > "$build.log" 2>&1 \
   || { cat "$build.log"; exit 1; }

@@ -384,6 +384,9 @@ def main(args: list[str] | None = None) -> None:
         print(f"[edm matcher_node] cannot start: {err}", file=sys.stderr)
         rclpy.shutdown()
         sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C while the model loads: a clean exit, no traceback
+        rclpy.shutdown()
+        return
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -114,11 +114,15 @@ PARAMS: tuple[Param, ...] = (
     Param(
         "sync_policy",
         "exact",
-        "How images and camera_info are paired: identical stamps, or within sync_tolerance_s",
+        "How images and camera_info are paired: identical stamps, or less than "
+        "sync_tolerance_s apart",
         choices=("exact", "approximate"),
     ),
     Param(
-        "sync_tolerance_s", 0.01, "Approximate sync: max stamp spread, seconds", range=(0.0, 1.0)
+        "sync_tolerance_s",
+        0.01,
+        "Approximate sync: stamps less than this apart, seconds",
+        range=(0.0, 1.0),
     ),
     Param("sync_queue_size", 10, "Messages kept per input topic while pairing", range=(1, 1000)),
     Param(

@@ -1,10 +1,10 @@
 """Pairing of image and camera_info messages by stamp, and the one-slot "latest frame" buffer.
 
 :class:`StampSynchronizer` has message_filters' semantics (``TimeSynchronizer`` for the exact
-policy, ``ApproximateTimeSynchronizer`` for the approximate one) and runs where message_filters is
-not installed (PyPI). :class:`SynchronizedInputs` subscribes to the input topics with
-message_filters when it is importable, with :class:`StampSynchronizer` otherwise, and counts what
-arrives on each topic for the "no data received" diagnostic.
+policy, ``ApproximateTimeSynchronizer`` for the approximate one, down to the tolerance boundary)
+and runs where message_filters is not installed. :class:`SynchronizedInputs` subscribes to the
+input topics with message_filters when it is importable, with :class:`StampSynchronizer`
+otherwise, and counts what arrives on each topic for the "no data received" diagnostic.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ import itertools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Generic, TypeVar
 
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
@@ -30,10 +32,11 @@ class StampSynchronizer:
     """Groups one message per input whose stamps agree, like message_filters.
 
     Exact policy: a group is emitted as soon as every input holds a message with the same stamp.
-    Approximate policy: when a message arrives, the other inputs' messages within ``tolerance_ns``
-    of it are tried closest first, and the first combination whose stamps all lie within
-    ``tolerance_ns`` of each other (inclusive) is emitted. Each input keeps at most
-    ``queue_size`` messages (the oldest stamp is dropped first); emitted messages are removed.
+    Approximate policy: when a message arrives, the other inputs' messages at most
+    ``tolerance_ns`` from it are tried closest first, and the first combination whose stamps
+    spread by less than ``tolerance_ns`` (strictly, as message_filters) is emitted. Each input
+    keeps at most ``queue_size`` messages (the oldest stamp is dropped first); emitted messages
+    are removed.
     """
 
     def __init__(
@@ -48,7 +51,7 @@ class StampSynchronizer:
         num_inputs: Number of inputs (>= 1); callbacks receive this many messages.
         queue_size: Messages kept per input (>= 1).
         policy: "exact" or "approximate".
-        tolerance_ns: Approximate policy: largest stamp spread in a group, nanoseconds.
+        tolerance_ns: Approximate policy: a group's stamps spread by less, nanoseconds.
         callback: Called with one message per input, in input order.
 
         Raises:
@@ -95,9 +98,27 @@ class StampSynchronizer:
                 return []
             candidates.append(sorted(near, key=lambda s: abs(s - stamp_ns)))
         for stamps in itertools.product(*candidates):
-            if max(stamps) - min(stamps) <= self._tolerance_ns:
+            if max(stamps) - min(stamps) < self._tolerance_ns:
                 return [[queue.pop(s) for queue, s in zip(self._queues, stamps)]]
         return []
+
+
+def tolerance_ns(tolerance_s: float) -> int:
+    """The tolerance in nanoseconds as message_filters converts its slop (an rclpy Duration)."""
+    return Duration(seconds=tolerance_s).nanoseconds
+
+
+def message_filters_synchronizer(
+    message_filters: ModuleType,
+    inputs: Sequence[Any],
+    policy: SyncPolicy,
+    tolerance_s: float,
+    queue_size: int,
+) -> Any:
+    """message_filters' synchroniser for ``policy`` over the filters ``inputs``."""
+    if policy == "exact":
+        return message_filters.TimeSynchronizer(inputs, queue_size)
+    return message_filters.ApproximateTimeSynchronizer(inputs, queue_size, tolerance_s)
 
 
 @dataclass(frozen=True)
@@ -159,12 +180,9 @@ class SynchronizedInputs:
         ]
         for index, subscriber in enumerate(filters):
             subscriber.registerCallback(functools.partial(self._count, index))
-        if self.policy == "exact":
-            synchronizer = message_filters.TimeSynchronizer(filters, self.queue_size)
-        else:
-            synchronizer = message_filters.ApproximateTimeSynchronizer(
-                filters, self.queue_size, self.tolerance_s
-            )
+        synchronizer = message_filters_synchronizer(
+            message_filters, filters, self.policy, self.tolerance_s, self.queue_size
+        )
         synchronizer.registerCallback(callback)
         self._subscriptions = [subscriber.sub for subscriber in filters]
         return synchronizer, filters
@@ -173,7 +191,7 @@ class SynchronizedInputs:
         self, node: Node, inputs: Sequence[InputTopic], callback: Callable
     ) -> StampSynchronizer:
         synchronizer = StampSynchronizer(
-            len(inputs), self.queue_size, self.policy, round(self.tolerance_s * 1e9), callback
+            len(inputs), self.queue_size, self.policy, tolerance_ns(self.tolerance_s), callback
         )
 
         def on_message(index: int, msg: Any) -> None:
@@ -202,8 +220,8 @@ class SynchronizedInputs:
         if self.policy == "exact":
             rule = "exact sync (identical header stamps)"
         else:
-            rule = f"approximate sync (stamps within {self.tolerance_s:g} s)"
-        return f"waiting for {topics} with {rule}, queue {self.queue_size}"
+            rule = f"approximate sync (stamps less than {self.tolerance_s:g} s apart)"
+        return f"waiting for {topics} with {rule}, queue {self.queue_size} ({self.implementation})"
 
 
 class LatestSlot(Generic[FrameT]):

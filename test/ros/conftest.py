@@ -4,6 +4,7 @@ matcher node started as its own process (the installed executable) with a params
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,15 +21,33 @@ os.environ["ROS_DOMAIN_ID"] = str(10 + os.getpid() % 200)
 # Message classes check field types, as Humble's always do (Jazzy/Kilted only with this set): a
 # numpy array in a sequence field fails here and in the node processes, which inherit it.
 os.environ["ROS_PYTHON_CHECK_FIELDS"] = "1"
+# ros2, launch and ament_index find packages here; a ROS install or colcon workspace sets it, the
+# venv (whose root is an ament prefix) does not.
+os.environ.setdefault("AMENT_PREFIX_PATH", sys.prefix)
+# The installed executables start with `#!/usr/bin/env python3`: let that be this interpreter.
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
 
 import rclpy
+from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
 
 from edm_ros.cli.demo import stop
 from edm_ros.model.checkpoint import RANDOM_WEIGHTS
+from edm_ros.ros.player import FramePlayer
 from test.conftest import PARITY_WEIGHTS, PROJECT_ROOT
 
-NODE_EXECUTABLE = Path(sys.prefix) / "lib" / "edm_ros" / "matcher_node"
+
+def _package_prefix() -> Path:
+    """The install prefix ros2 run uses: a colcon install on AMENT_PREFIX_PATH, else the venv."""
+    try:
+        return Path(get_package_prefix("edm_ros"))
+    except PackageNotFoundError:
+        return Path(sys.prefix)
+
+
+NODE_EXECUTABLE = _package_prefix() / "lib" / "edm_ros" / "matcher_node"
 CONFIG_DIR = PROJECT_ROOT / "config"
 # Small network input, every match kept, one CPU thread: fast and with many (random) matches.
 TEST_PARAMS = {
@@ -61,10 +80,7 @@ class NodeProcess:
         ros_args = ["--ros-args"]
         for path in params_files:
             ros_args += ["--params-file", str(path)]
-        command = [sys.executable, "-c", _SIGINT_WRAPPER, str(NODE_EXECUTABLE), *ros_args,
-                   *extra_args]  # fmt: skip
-        with open(log_path, "wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        self.process = start_logged([str(NODE_EXECUTABLE), *ros_args, *extra_args], log_path)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -76,6 +92,21 @@ class NodeProcess:
     def stop(self) -> int:
         """SIGINT, as Ctrl-C would; SIGKILL (this PID only) if it does not exit in 20 s."""
         return stop(self.process, timeout_s=20.0)
+
+
+def start_logged(command: list[str], log_path: Path, new_session: bool = False) -> subprocess.Popen:
+    """Start the Python script ``command[0]`` (a path, or a name on PATH) with SIGINT restored,
+    its output written to ``log_path``; ``new_session``: in a process group of its own."""
+    script = shutil.which(command[0])
+    if script is None:
+        pytest.skip(f"{command[0]} is not installed")
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-c", _SIGINT_WRAPPER, script, *command[1:]],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=new_session,
+        )
 
 
 def write_params(path: Path, **params: object) -> Path:
@@ -107,3 +138,17 @@ def probe_node() -> Iterator[Node]:
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)
+
+
+def remapped_player(probe: Node, mode: str, node_name: str, inputs: dict[str, str]) -> FramePlayer:
+    """A player for a node whose input topics (``mode``'s relative names) were remapped to
+    ``inputs`` (input name -> topic), with its outputs under ``node_name``."""
+    player = FramePlayer(probe, mode, node_name=node_name)
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    for old in player.publishers.values():
+        probe.destroy_publisher(old)
+    player.publishers = {
+        name: probe.create_publisher(Image if "image" in name else CameraInfo, topic, reliable)
+        for name, topic in inputs.items()
+    }
+    return player

@@ -1,70 +1,198 @@
-"""launch/matcher.launch.py on a ROS 2 install (launch and launch_ros are not on PyPI: skipped).
+"""`ros2 launch edm_ros matcher.launch.py`, `ros2 run`, `ros2 topic echo` and `ros2 param`, run as
+a user runs them (skipped where the ROS 2 command-line tools are not installed).
 
-The launch file starts the installed node with config/matcher.yaml, config/<mode>.yaml and a
-params file; this process then feeds it frames and reads its MatchArrays.
+One launch in sequential mode serves the tests of this module, in order: frames in, MatchArrays
+out on the namespaced, remapped topics; `ros2 topic echo --once`; `ros2 param get/set`; Ctrl-C.
+Then `ros2 run` starts the node on its own. Every graph query passes --no-daemon, and a test checks
+that no daemon was started.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import subprocess
-import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image
+from rclpy.node import Node
 
 from edm_ros.cli.demo import stop
 from edm_ros.data.synthetic import stereo_sequence
 from edm_ros.ros.player import FramePlayer, sequence_frame_messages
-from test.ros.conftest import PROJECT_ROOT, TEST_PARAMS, write_params
+from test.ros.conftest import (
+    CONFIG_DIR,
+    PARITY_WEIGHTS,
+    TEST_PARAMS,
+    remapped_player,
+    start_logged,
+    write_params,
+)
 
-pytest.importorskip("launch_ros", reason="launch_ros is not on PyPI; runs on a ROS 2 install")
+pytest.importorskip("launch_ros", reason="needs the ROS 2 launch tools (ROS install or ros2_tools)")
+pytest.importorskip("ros2launch", reason="needs the ROS 2 command-line tools")
 
-LAUNCH_FILE = PROJECT_ROOT / "launch" / "matcher.launch.py"
-_LAUNCHER = """
-import signal, sys
-signal.signal(signal.SIGINT, signal.SIG_DFL)  # background jobs inherit SIG_IGN
-from launch import LaunchDescription, LaunchService
-from launch.actions import IncludeLaunchDescription
-from launch.launch_description_sources import PythonLaunchDescriptionSource
-service = LaunchService(argv=[])
-source = PythonLaunchDescriptionSource(sys.argv[1])
-arguments = [tuple(arg.split(":=", 1)) for arg in sys.argv[2:]]
-service.include_launch_description(LaunchDescription([
-    IncludeLaunchDescription(source, launch_arguments=arguments)]))
-sys.exit(service.run())
-"""
+TIMEOUT_S = 60.0
+NAMESPACE = "/cam"
+NODE = f"{NAMESPACE}/edm"
+INPUTS = {"image": "/camera/image_rect", "camera_info": "/camera/camera_info"}
+# the launch arguments set these; the params file has the rest of the test parameters
+LAUNCH_PARAMS = {k: v for k, v in TEST_PARAMS.items() if k not in ("weights_path", "device")}
+SEQUENCE = stereo_sequence(3, 320, 256)
 
 
-@pytest.fixture
-def launched(tmp_path) -> Iterator[subprocess.Popen]:
-    params = write_params(tmp_path / "params.yaml", **TEST_PARAMS)
-    command = [sys.executable, "-c", _LAUNCHER, str(LAUNCH_FILE), "mode:=sequential",
-               f"params_file:={params}", "image:=/camera/image_rect",
-               "camera_info:=/camera/camera_info"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+def ros2(*args: str) -> str:
+    """Output of a short `ros2` command, which must succeed within TIMEOUT_S."""
+    done = subprocess.run(["ros2", *args], capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert done.returncode == 0, f"ros2 {' '.join(args)}: exit {done.returncode}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+def child_pids(log: str) -> list[int]:
+    """PIDs launch reports for the processes it started."""
+    return [int(pid) for pid in re.findall(r"process started with pid \[(\d+)\]", log)]
+
+
+def assert_exited(pid: int) -> None:
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+class Launch:
+    """`ros2 launch` running in the background, its output in a file."""
+
+    def __init__(self, log_path: Path, arguments: list[str]) -> None:
+        self.log_path = log_path
+        command = ["ros2", "launch", "edm_ros", "matcher.launch.py", *arguments]
+        self.process = start_logged(command, log_path)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory) -> Iterator[Launch]:
+    if not PARITY_WEIGHTS.is_file():
+        pytest.skip(f"test weights not found at {PARITY_WEIGHTS}")
+    tmp = tmp_path_factory.mktemp("launch")
+    params = write_params(tmp / "params.yaml", **LAUNCH_PARAMS)
+    arguments = ["mode:=sequential", f"params_file:={params}", f"weights_path:={PARITY_WEIGHTS}",
+                 "device:=cpu", f"namespace:={NAMESPACE}",
+                 *(f"{name}:={topic}" for name, topic in INPUTS.items())]  # fmt: skip
+    launch = Launch(tmp / "launch.log", arguments)
     try:
-        yield process
+        yield launch
     finally:
-        stop(process)
+        stop(launch.process)
 
 
-def test_launch_file_starts_the_node_with_remapped_inputs(launched, probe_node) -> None:
-    player = FramePlayer(probe_node, "sequential")
-    # the launch file remapped the node's inputs: publish there instead of image/camera_info
-    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    player.publishers = {
-        "image": probe_node.create_publisher(Image, "/camera/image_rect", reliable),
-        "camera_info": probe_node.create_publisher(CameraInfo, "/camera/camera_info", reliable),
-    }
-    player.wait_for_node(timeout_s=60.0)
-    sequence = stereo_sequence(3, 320, 256)
-    records = []
-    for index in range(3):
-        images, infos = sequence_frame_messages(sequence, "sequential", index)
-        records.append(player.publish_frame(index, images, infos))
-        if index == 0:
-            player.wait_for_processed(1, 30.0)
-    player.wait_until(lambda: records[-1].matches, 30.0, "matches of the last frame")
-    assert launched.poll() is None
+@pytest.fixture(scope="module")
+def player(launched: Launch, probe_node: Node) -> FramePlayer:
+    player = remapped_player(probe_node, "sequential", NODE, INPUTS)
+    try:
+        player.wait_for_node(TIMEOUT_S)
+    except TimeoutError:
+        pytest.fail(f"no node behind the launch:\n{launched.log()}")
+    return player
+
+
+def test_launched_node_matches_frames_on_remapped_namespaced_topics(player: FramePlayer) -> None:
+    images, infos = sequence_frame_messages(SEQUENCE, "sequential", 0)
+    player.publish_frame(0, images, infos)
+    player.wait_for_processed(1, TIMEOUT_S)  # the first frame has no predecessor: no output
+    images, infos = sequence_frame_messages(SEQUENCE, "sequential", 1)
+    record = player.publish_frame(1, images, infos)
+    player.wait_until(lambda: record.matches, TIMEOUT_S, f"matches on {NODE}/matches")
+    assert record.matches[0][1].mode == "sequential"
+
+
+def test_topic_echo_once_prints_a_match_array(player: FramePlayer, tmp_path: Path) -> None:
+    topic = f"{NODE}/matches"
+    subscribers = player.node.count_subscribers(topic)
+    command = ["ros2", "topic", "echo", "--once", "--no-daemon", "--no-arr", topic,
+               "edm_ros/msg/MatchArray"]  # fmt: skip
+    echo = start_logged(command, tmp_path / "echo.log")
+    try:
+        player.wait_until(
+            lambda: player.node.count_subscribers(topic) > subscribers,
+            TIMEOUT_S,
+            "ros2 topic echo to subscribe",
+        )
+        images, infos = sequence_frame_messages(SEQUENCE, "sequential", 2)
+        player.publish_frame(2, images, infos)
+        assert echo.wait(timeout=TIMEOUT_S) == 0
+    finally:
+        stop(echo)
+    output = (tmp_path / "echo.log").read_text()
+    assert "mode: sequential" in output and "keypoints0:" in output, output
+
+
+def param(verb: str, *args: str) -> str:
+    """`ros2 param <verb> <node> <args>`, discovering the graph itself (no daemon).
+
+    Each call spins 2 s for discovery; on a loaded machine that may not find the node yet, so a
+    "Node not found" is tried again until TIMEOUT_S.
+    """
+    command = ["ros2", "param", verb, "--no-daemon", "--spin-time", "2", NODE, *args]
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
+        if "Node not found" not in done.stderr or time.monotonic() > deadline:
+            break
+    assert done.returncode == 0, f"{' '.join(command)}: exit {done.returncode}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+def test_param_get_and_set_validates(player: FramePlayer) -> None:
+    assert "Double value is: 0.0" in param("get", "match_threshold")
+    assert f"String value is: {PARITY_WEIGHTS}" in param("get", "weights_path")
+    assert "Set parameter successful" in param("set", "ransac_threshold_px", "2.0")
+    out_of_range = param("set", "ransac_threshold_px", "50.0")
+    assert "Setting parameter failed" in out_of_range, out_of_range
+    read_only = param("set", "match_threshold", "0.5")
+    assert "Setting parameter failed" in read_only and "read-only" in read_only, read_only
+
+
+def test_no_ros2_daemon_was_started() -> None:
+    assert "The daemon is not running" in ros2("daemon", "status")
+
+
+def test_ctrl_c_ends_launch_and_node_cleanly(launched: Launch, player: FramePlayer) -> None:
+    pids = child_pids(launched.log())
+    assert len(pids) == 1, launched.log()
+    assert stop(launched.process) == 0, launched.log()
+    log = launched.log()
+    assert "sequential mode on cpu" in log and "process has finished cleanly" in log, log
+    for problem in ("Traceback", "process has died", "Error"):
+        assert problem not in log, log
+    assert_exited(pids[0])
+
+
+def test_ros2_run_starts_the_installed_node(probe_node: Node, tmp_path: Path) -> None:
+    if not PARITY_WEIGHTS.is_file():
+        pytest.skip(f"test weights not found at {PARITY_WEIGHTS}")
+    params = write_params(tmp_path / "params.yaml", **LAUNCH_PARAMS)
+    command = ["ros2", "run", "edm_ros", "matcher_node", "--ros-args",
+               "--params-file", str(CONFIG_DIR / "matcher.yaml"),
+               "--params-file", str(CONFIG_DIR / "sequential.yaml"), "--params-file", str(params),
+               "-p", f"weights_path:={PARITY_WEIGHTS}", "-p", "device:=cpu",
+               "-r", "__ns:=/run"]  # fmt: skip
+    # its own process group: ros2 run forwards no signal, a terminal's Ctrl-C reaches the group
+    run = start_logged(command, tmp_path / "run.log", new_session=True)
+    try:
+        player = remapped_player(
+            probe_node,
+            "sequential",
+            "/run/edm",
+            {"image": "/run/image", "camera_info": "/run/camera_info"},
+        )
+        player.wait_for_node(TIMEOUT_S)
+        os.killpg(run.pid, signal.SIGINT)
+        assert run.wait(timeout=TIMEOUT_S) == 0
+    finally:
+        stop(run)
+    log = (tmp_path / "run.log").read_text()
+    assert "sequential mode on cpu" in log and "Traceback" not in log, log
