@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,15 @@ PARITY_DIR = SHARED / "parity"
 DATA_DIR = SHARED / "data"
 PARITY_WEIGHTS = PARITY_DIR / "edm_random_weights.ckpt"
 PARITY_SIZES = ("320x256", "640x480")
+
+
+@pytest.fixture(autouse=True)
+def package_logs_reach_caplog() -> None:
+    """The ROS launch pytest plugins install a logger class that never propagates, so loggers
+    made after them (ours, at import) would bypass caplog; ours propagate, as library loggers do."""
+    for name, logger in logging.Logger.manager.loggerDict.items():
+        if name.startswith("edm_ros") and isinstance(logger, logging.Logger):
+            logger.propagate = True
 
 
 @pytest.fixture(scope="session")
