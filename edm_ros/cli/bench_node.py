@@ -39,6 +39,7 @@ from edm_ros.cli.demo import ros_environment, stop, weights_parameter, write_par
 from edm_ros.data.synthetic import stereo_sequence
 from edm_ros.matcher import EDMMatcher
 from edm_ros.model.checkpoint import RANDOM_WEIGHTS
+from edm_ros.model.config import MatcherConfig
 
 _WARMUP_FRAMES = 3  # latency samples dropped at the start (first inference, allocator growth)
 
@@ -131,9 +132,8 @@ def matcher_latency_ms(args: argparse.Namespace, size: tuple[int, int], runs: in
 
 
 def _matcher(args: argparse.Namespace, size: tuple[int, int]) -> EDMMatcher:
-    return EDMMatcher(
-        args.weights, args.device, input_size=size, match_threshold=_match_threshold(args)
-    )
+    config = MatcherConfig(input_size=size, match_threshold=_match_threshold(args))
+    return EDMMatcher(args.weights, args.device, config=config)
 
 
 def _match_threshold(args: argparse.Namespace) -> float:

@@ -145,12 +145,7 @@ def build_matcher(params: NodeParams) -> Any:
     return EDMMatcher(
         weights=params.weights_path or None,
         device=params.device,
-        input_size=params.input_size,
-        match_threshold=params.match_threshold,
-        topk_ratio=params.topk_ratio,
-        border=params.border_px,
-        fine_threshold=params.fine_threshold,
-        max_matches=params.max_matches or None,
+        config=params.matcher,
         backend=params.backend,
         backend_options=options,
     )
