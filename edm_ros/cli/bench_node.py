@@ -35,11 +35,17 @@ import psutil
 import torch
 
 from edm_ros.cli.arguments import parse_size
-from edm_ros.cli.demo import ros_environment, stop, weights_parameter, write_params_file
 from edm_ros.data.synthetic import stereo_sequence
 from edm_ros.matcher import EDMMatcher
 from edm_ros.model.checkpoint import RANDOM_WEIGHTS
 from edm_ros.model.config import MatcherConfig
+from edm_ros.ros.processes import (
+    ros_environment,
+    start_matcher_node,
+    stop,
+    weights_parameter,
+    write_params_file,
+)
 
 _WARMUP_FRAMES = 3  # latency samples dropped at the start (first inference, allocator growth)
 
@@ -89,12 +95,7 @@ class NodeRun:
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> NodeRun:
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "edm_ros.ros.matcher_node", "--ros-args",
-                 "--params-file", str(self.params_file)],
-                stdout=log, stderr=subprocess.STDOUT, env=self.env,
-            )  # fmt: skip
+        self.process = start_matcher_node(self.params_file, self.log_path, self.env)
         return self
 
     def __exit__(self, *_: object) -> None:
