@@ -224,8 +224,9 @@ def bench_odometry(args: argparse.Namespace, runs: int = 2000) -> dict:
     from edm_ros.geometry.odometry import OdometryIntegrator, body_odometry
     from edm_ros.geometry.pose import RelativePose
     from edm_ros.pipeline import Stamped
-    from edm_ros.ros.conversions import header_of, odometry_msg, transform_msg
+    from edm_ros.ros.conversions import header_of
     from edm_ros.ros.frames import TF_MESSAGE, mounting_from_parameter
+    from edm_ros.ros.outputs import odometry_msg, transform_msg
 
     mounting = mounting_from_parameter((0.1, 0.0, 0.2, -0.5, 0.5, -0.5, 0.5))
     integrator = OdometryIntegrator()
