@@ -23,6 +23,7 @@ from edm_ros.cli.arguments import parse_size
 from edm_ros.cli.export import textured_pair
 from edm_ros.errors import EDMError
 from edm_ros.matcher import EDMMatcher
+from edm_ros.model.config import MatcherConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,8 +45,9 @@ def time_backend(
     """Seconds per EDMMatcher.match for ``args.runs`` runs of one backend."""
     options = BackendOptions(cache_dir=args.cache_dir, num_threads=args.threads)
     start = time.perf_counter()
+    config = MatcherConfig(input_size=args.size)
     matcher = EDMMatcher(
-        args.weights, args.device, input_size=args.size, backend=name, backend_options=options
+        args.weights, args.device, config=config, backend=name, backend_options=options
     )
     print(f"{name}: ready in {time.perf_counter() - start:.1f} s (export/build if not cached)")
     for _ in range(args.warmup):

@@ -35,10 +35,17 @@ import psutil
 import torch
 
 from edm_ros.cli.arguments import parse_size
-from edm_ros.cli.demo import ros_environment, stop, weights_parameter, write_params_file
 from edm_ros.data.synthetic import stereo_sequence
 from edm_ros.matcher import EDMMatcher
 from edm_ros.model.checkpoint import RANDOM_WEIGHTS
+from edm_ros.model.config import MatcherConfig
+from edm_ros.ros.processes import (
+    ros_environment,
+    start_matcher_node,
+    stop,
+    weights_parameter,
+    write_params_file,
+)
 
 _WARMUP_FRAMES = 3  # latency samples dropped at the start (first inference, allocator growth)
 
@@ -88,12 +95,7 @@ class NodeRun:
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> NodeRun:
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "edm_ros.ros.matcher_node", "--ros-args",
-                 "--params-file", str(self.params_file)],
-                stdout=log, stderr=subprocess.STDOUT, env=self.env,
-            )  # fmt: skip
+        self.process = start_matcher_node(self.params_file, self.log_path, self.env)
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -131,9 +133,8 @@ def matcher_latency_ms(args: argparse.Namespace, size: tuple[int, int], runs: in
 
 
 def _matcher(args: argparse.Namespace, size: tuple[int, int]) -> EDMMatcher:
-    return EDMMatcher(
-        args.weights, args.device, input_size=size, match_threshold=_match_threshold(args)
-    )
+    config = MatcherConfig(input_size=size, match_threshold=_match_threshold(args))
+    return EDMMatcher(args.weights, args.device, config=config)
 
 
 def _match_threshold(args: argparse.Namespace) -> float:
@@ -223,8 +224,9 @@ def bench_odometry(args: argparse.Namespace, runs: int = 2000) -> dict:
     from edm_ros.geometry.odometry import OdometryIntegrator, body_odometry
     from edm_ros.geometry.pose import RelativePose
     from edm_ros.pipeline import Stamped
-    from edm_ros.ros.conversions import header_of, odometry_msg, transform_msg
+    from edm_ros.ros.conversions import header_of
     from edm_ros.ros.frames import TF_MESSAGE, mounting_from_parameter
+    from edm_ros.ros.outputs import odometry_msg, transform_msg
 
     mounting = mounting_from_parameter((0.1, 0.0, 0.2, -0.5, 0.5, -0.5, 0.5))
     integrator = OdometryIntegrator()

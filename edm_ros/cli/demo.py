@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +23,13 @@ import numpy as np
 
 from edm_ros.cli.arguments import parse_size
 from edm_ros.model.checkpoint import RANDOM_WEIGHTS
+from edm_ros.ros.processes import (
+    ros_environment,
+    start_matcher_node,
+    stop,
+    weights_parameter,
+    write_params_file,
+)
 
 MODES = ("stereo", "sequential")
 _RANDOM_WEIGHTS_NOTICE = (
@@ -65,45 +70,13 @@ def node_params(args: argparse.Namespace, mode: str) -> dict[str, object]:
     }
 
 
-def weights_parameter(weights: str | None) -> str:
-    """``weights_path`` for a ``--weights`` option: "" (the package's weights), random, a path."""
-    if weights is None or weights == RANDOM_WEIGHTS:
-        return weights or ""
-    return str(Path(weights).resolve())
-
-
-def write_params_file(path: Path, params: dict[str, object]) -> Path:
-    """A ROS 2 params file for any node name (JSON scalars are valid YAML)."""
-    lines = ["/**:", "  ros__parameters:"]
-    lines += [f"    {name}: {json.dumps(value)}" for name, value in params.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def ros_environment() -> dict[str, str]:
-    """This environment, with DDS kept on this machine and a domain of this run's own."""
-    return {
-        **os.environ,
-        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",  # Iron and later
-        "ROS_LOCALHOST_ONLY": "1",  # Humble
-        "ROS_DOMAIN_ID": os.environ.get("ROS_DOMAIN_ID", str(100 + os.getpid() % 100)),
-        "ROS_PYTHON_CHECK_FIELDS": "1",  # Jazzy/Kilted check message fields as Humble always does
-    }
-
-
 def run_mode(args: argparse.Namespace, mode: str) -> dict:
     """Start the node, play the sequence, stop the node; the player's summary."""
     params = write_params_file(args.out / f"params_{mode}.yaml", node_params(args, mode))
     summary_path = args.out / f"summary_{mode}.json"
     summary_path.unlink(missing_ok=True)
     env = ros_environment()
-    node_log = open(args.out / f"node_{mode}.log", "wb")  # noqa: SIM115 - closed below
-    node = subprocess.Popen(
-        [sys.executable, "-m", "edm_ros.ros.matcher_node", "--ros-args", "--params-file",
-         str(params)],
-        stdout=node_log, stderr=subprocess.STDOUT, env=env,
-        preexec_fn=_default_sigint,
-    )  # fmt: skip
+    node = start_matcher_node(params, args.out / f"node_{mode}.log", env)
     width, height = args.size
     player_command = [
         sys.executable, "-m", "edm_ros.ros.player", "--mode", mode, "--frames", str(args.frames),
@@ -116,7 +89,6 @@ def run_mode(args: argparse.Namespace, mode: str) -> dict:
         print(f"[demo] {mode}: the player did not finish within {args.timeout_s:.0f} s")
     finally:
         node_code = stop(node)
-        node_log.close()
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     summary["node_exit_code"] = node_code
     return summary
@@ -135,23 +107,6 @@ def pose_error_line(errors: list[dict]) -> str:
         f"{np.median(translation):.4f} / max {translation.max():.4f} {unit}; rotation median "
         f"{np.median(rotation):.3f} / max {rotation.max():.3f} deg"
     )
-
-
-def _default_sigint() -> None:
-    """In the child: take SIGINT's default action even when started from a background job."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def stop(process: subprocess.Popen, timeout_s: float = 30.0) -> int:
-    """SIGINT (a clean ROS shutdown), then SIGKILL of this PID if it hangs; its exit code."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-    return process.returncode
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -81,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         matcher = EDMMatcher(
             RANDOM_WEIGHTS if args.random_weights else args.weights,
             device=args.device,
-            input_size=args.size,
-            match_threshold=args.threshold,
-            border=args.border,
+            config=MatcherConfig(
+                input_size=args.size, match_threshold=args.threshold, border=args.border
+            ),
             backend=args.backend,
         )
         result = matcher.match(image0, image1)

@@ -92,24 +92,33 @@ class MatcherConfig:
         return replace(self, **settings)
 
 
+def network_size_problems(
+    size: tuple[object, ...], names: tuple[str, str] = ("input width", "input height")
+) -> list[str]:
+    """What is wrong with ``size`` = (W, H) as a network input size, one line per bad side.
+
+    Args:
+        size: (W, H) pixels.
+        names: What the two sides are called in the lines (the node uses its parameter names).
+
+    Returns:
+        The problems; empty when the size is valid.
+    """
+    if len(size) != 2:
+        return [f"input size must be (width, height), got {size!r}"]
+    limit = SIZE_MULTIPLE * MAX_TOKENS_PER_SIDE
+    return [
+        f"{name} {side!r} is not a multiple of {SIZE_MULTIPLE} pixels in [{SIZE_MULTIPLE}, {limit}]"
+        for name, side in zip(names, size)
+        if not isinstance(side, int) or side < SIZE_MULTIPLE or side % SIZE_MULTIPLE or side > limit
+    ]
+
+
 def check_network_size(size: tuple[int, int]) -> None:
     """Raise ConfigError unless ``size`` = (W, H) is a valid network input size."""
-    if len(size) != 2:
-        raise ConfigError(f"input size must be (width, height), got {size!r}")
-    width, height = size
-    limit = SIZE_MULTIPLE * MAX_TOKENS_PER_SIDE
-    for name, side in (("width", width), ("height", height)):
-        if (
-            not isinstance(side, int)
-            or side < SIZE_MULTIPLE
-            or side % SIZE_MULTIPLE
-            or side > limit
-        ):
-            raise ConfigError(
-                f"input {name} must be a multiple of {SIZE_MULTIPLE} in "
-                f"[{SIZE_MULTIPLE}, {limit}], "
-                f"got {side!r}"
-            )
+    problems = network_size_problems(size)
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def num_candidates(size: tuple[int, int], topk_ratio: float) -> int:

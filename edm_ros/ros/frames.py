@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from edm_ros.ros.conversions import matrix_from_transform
+from edm_ros.ros.outputs import matrix_from_transform
 
 try:
     from tf2_msgs.msg import TFMessage

@@ -45,17 +45,16 @@ from edm_ros.pipeline import (
     PipelineOutput,
     StereoFrame,
 )
-from edm_ros.ros.conversions import (
-    header_of,
+from edm_ros.ros.conversions import header_of, numpy_to_image
+from edm_ros.ros.diagnostics import NodeStatus, diagnostic_array
+from edm_ros.ros.frames import TF_MESSAGE, StaticTransforms, mounting_from_parameter
+from edm_ros.ros.inputs import InputSpec
+from edm_ros.ros.outputs import (
     match_array_from_result,
-    numpy_to_image,
     odometry_msg,
     relative_pose_msg,
     transform_msg,
 )
-from edm_ros.ros.diagnostics import NodeStatus, diagnostic_array
-from edm_ros.ros.frames import TF_MESSAGE, StaticTransforms, mounting_from_parameter
-from edm_ros.ros.inputs import InputSpec
 from edm_ros.ros.params import NodeParams, declare_node_params, updated_node_params
 from edm_ros.ros.sync import InputTopic, LatestSlot, SynchronizedInputs
 from edm_ros.visualization import draw_matches
@@ -145,12 +144,7 @@ def build_matcher(params: NodeParams) -> Any:
     return EDMMatcher(
         weights=params.weights_path or None,
         device=params.device,
-        input_size=params.input_size,
-        match_threshold=params.match_threshold,
-        topk_ratio=params.topk_ratio,
-        border=params.border_px,
-        fine_threshold=params.fine_threshold,
-        max_matches=params.max_matches or None,
+        config=params.matcher,
         backend=params.backend,
         backend_options=options,
     )

@@ -22,14 +22,12 @@ from edm_ros.backends import BACKENDS
 from edm_ros.backends.options import Precision
 from edm_ros.errors import ConfigError
 from edm_ros.geometry.pose import PoseMethod
+from edm_ros.model.config import MatcherConfig, network_size_problems
 from edm_ros.pipeline import PairMode
 
 ParamValue = bool | int | float | str | tuple[float, ...]
 SyncPolicy = Literal["exact", "approximate"]
 ImageQoS = Literal["sensor_data", "reliable"]
-
-#: Network input sides must be multiples of this (EDM's 1/32 feature level).
-INPUT_SIZE_MULTIPLE = 32
 
 
 @dataclass(frozen=True)
@@ -70,6 +68,38 @@ class Param:
         return descriptor
 
 
+#: The matcher rows other than the input size: ROS parameter name -> MatcherConfig field.
+_MATCHER_SETTINGS = {
+    "match_threshold": "match_threshold",
+    "fine_threshold": "fine_threshold",
+    "topk_ratio": "topk_ratio",
+    "max_matches": "max_matches",
+    "border_px": "border",
+}
+_SIZE_NAMES = ("input_width", "input_height")
+
+
+def matcher_values(config: MatcherConfig) -> dict[str, ParamValue]:
+    """``config`` as ROS parameter values (ROS has no None: 0 x 0 = image size, 0 = no limit)."""
+    width, height = config.input_size or (0, 0)
+    values: dict[str, ParamValue] = {"input_width": width, "input_height": height}
+    for name, setting in _MATCHER_SETTINGS.items():
+        values[name] = getattr(config, setting)
+    values["max_matches"] = config.max_matches or 0
+    return values
+
+
+def _matcher_settings(values: Mapping[str, Any]) -> dict[str, Any]:
+    """MatcherConfig keyword arguments from ROS values (the inverse of :func:`matcher_values`)."""
+    size = (values["input_width"], values["input_height"])
+    settings = {setting: values[name] for name, setting in _MATCHER_SETTINGS.items()}
+    settings["input_size"] = None if size == (0, 0) else size
+    settings["max_matches"] = values["max_matches"] or None
+    return settings
+
+
+_MATCHER_DEFAULTS = matcher_values(MatcherConfig())
+
 PARAMS: tuple[Param, ...] = (
     # --- model -------------------------------------------------------------------------------
     Param(
@@ -95,19 +125,32 @@ PARAMS: tuple[Param, ...] = (
     Param("cpu_threads", 0, "Torch CPU threads; 0 keeps torch's default", range=(0, 256)),
     Param(
         "input_width",
-        640,
+        _MATCHER_DEFAULTS["input_width"],
         "Network input width in pixels, a multiple of 32; 0 with input_height 0 = image size",
-        range=(0, 4096),
     ),
-    Param("input_height", 480, "Network input height in pixels, a multiple of 32", range=(0, 4096)),
-    Param("match_threshold", 0.2, "Minimum coarse confidence (0-1)", range=(0.0, 1.0)),
     Param(
-        "fine_threshold", 1e-6, "Minimum fine (sub-pixel) confidence P_f (0-1)", range=(0.0, 1.0)
+        "input_height",
+        _MATCHER_DEFAULTS["input_height"],
+        "Network input height in pixels, a multiple of 32",
     ),
-    Param("topk_ratio", 0.35, "Coarse candidates per 1/8 cell (0-1]", range=(0.01, 1.0)),
-    Param("max_matches", 0, "Keep at most this many matches; 0 = no limit", range=(0, 1_000_000)),
     Param(
-        "border_px", 0, "Drop matches closer than this to the image border, pixels", range=(0, 512)
+        "match_threshold", _MATCHER_DEFAULTS["match_threshold"], "Minimum coarse confidence (0-1)"
+    ),
+    Param(
+        "fine_threshold",
+        _MATCHER_DEFAULTS["fine_threshold"],
+        "Minimum fine (sub-pixel) confidence P_f (0-1)",
+    ),
+    Param("topk_ratio", _MATCHER_DEFAULTS["topk_ratio"], "Coarse candidates per 1/8 cell (0-1]"),
+    Param(
+        "max_matches",
+        _MATCHER_DEFAULTS["max_matches"],
+        "Keep at most this many matches; 0 = no limit",
+    ),
+    Param(
+        "border_px",
+        _MATCHER_DEFAULTS["border_px"],
+        "Drop matches closer than this to the image border, pixels",
     ),
     # --- input -------------------------------------------------------------------------------
     Param("mode", "stereo", "Input mode", choices=get_args(PairMode)),
@@ -238,11 +281,17 @@ PARAMS: tuple[Param, ...] = (
 )
 
 PARAMS_BY_NAME: dict[str, Param] = {row.name: row for row in PARAMS}
+#: The rows :class:`NodeParams` holds as its ``matcher`` field.
+MATCHER_PARAMS: tuple[str, ...] = (*_SIZE_NAMES, *_MATCHER_SETTINGS)
 
 
 @dataclass(frozen=True)
 class NodeParams:
-    """The node's parameter values, checked. Field docs: see :data:`PARAMS`."""
+    """The node's parameter values, checked. Field docs: see :data:`PARAMS`.
+
+    The matcher rows (input size, thresholds, top-K ratio, max matches, border) are held as one
+    :class:`~edm_ros.model.config.MatcherConfig`, which owns their defaults and validation.
+    """
 
     weights_path: str
     device: str
@@ -251,13 +300,7 @@ class NodeParams:
     engine_cache_dir: str
     rebuild_engine: bool
     cpu_threads: int
-    input_width: int
-    input_height: int
-    match_threshold: float
-    fine_threshold: float
-    topk_ratio: float
-    max_matches: int
-    border_px: int
+    matcher: MatcherConfig  # the rows input_width ... border_px
     mode: PairMode
     sync_policy: SyncPolicy
     sync_tolerance_s: float
@@ -281,13 +324,6 @@ class NodeParams:
     camera_mounting: tuple[float, ...]
     no_data_timeout_s: float
 
-    @property
-    def input_size(self) -> tuple[int, int] | None:
-        """(W, H) network input, or None for "the image size rounded to a multiple of 32"."""
-        if self.input_width == 0 and self.input_height == 0:
-            return None
-        return (self.input_width, self.input_height)
-
 
 def check_values(values: Mapping[str, ParamValue]) -> list[str]:
     """Problems with a complete set of values: types, ranges, choices and combinations.
@@ -298,16 +334,12 @@ def check_values(values: Mapping[str, ParamValue]) -> list[str]:
     Returns:
         One line per problem (empty when the values are usable).
     """
-    problems = [_row_problem(PARAMS_BY_NAME[name], value) for name, value in values.items()]
-    problems = [p for p in problems if p]
-    width, height = values["input_width"], values["input_height"]
-    if (width == 0) != (height == 0):
-        problems.append(
-            f"input_width {width} and input_height {height}: set both to 0 (image size) or neither"
-        )
-    for name, side in (("input_width", width), ("input_height", height)):
-        if isinstance(side, int) and side % INPUT_SIZE_MULTIPLE:
-            problems.append(f"{name} {side} is not a multiple of {INPUT_SIZE_MULTIPLE} pixels")
+    row_problems = {
+        name: _row_problem(PARAMS_BY_NAME[name], value) for name, value in values.items()
+    }
+    problems = [p for p in row_problems.values() if p]
+    if not any(row_problems[name] for name in MATCHER_PARAMS):  # well typed: MatcherConfig judges
+        problems += _matcher_problems(values)
     device = str(values["device"])
     if device not in ("cpu", "cuda") and not re.fullmatch(r"cuda:\d+", device):
         problems.append(f"device: {device!r} is not cpu, cuda or cuda:N")
@@ -325,6 +357,24 @@ def check_values(values: Mapping[str, ParamValue]) -> list[str]:
             f"camera_mounting {list(mounting)}: expected 7 finite numbers [x, y, z, qx, qy, qz, "
             "qw] with a non-zero quaternion"
         )
+    return problems
+
+
+def _matcher_problems(values: Mapping[str, ParamValue]) -> list[str]:
+    """MatcherConfig's verdict on the matcher rows, under the ROS names, every problem listed."""
+    width, height = values["input_width"], values["input_height"]
+    if (width == 0) != (height == 0):
+        problems = [
+            f"input_width {width} and input_height {height}: set both to 0 (image size) or neither"
+        ]
+    else:
+        problems = network_size_problems((width, height), _SIZE_NAMES) if width else []
+    settings = _matcher_settings(values)
+    for name, setting in _MATCHER_SETTINGS.items():  # one at a time: MatcherConfig stops at one
+        try:
+            MatcherConfig().updated(**{setting: settings[setting]})
+        except ConfigError as err:
+            problems.append(f"{name}: {err}")
     return problems
 
 
@@ -364,8 +414,11 @@ def node_params_from_values(values: Mapping[str, ParamValue]) -> NodeParams:
     problems = check_values(values)
     if problems:
         raise ConfigError("invalid parameters: " + "; ".join(problems))
-    checked = {f.name: values[f.name] for f in fields(NodeParams)}
-    return NodeParams(**checked)  # type: ignore[arg-type]  # types and choices checked above
+    checked: dict[str, Any] = {name: values[name] for name in PARAMS_BY_NAME}
+    for name in MATCHER_PARAMS:
+        del checked[name]
+    checked["matcher"] = MatcherConfig(**_matcher_settings(values))
+    return NodeParams(**checked)  # types and choices checked above
 
 
 def declare_node_params(node: Node) -> NodeParams:
@@ -393,6 +446,12 @@ def declare_node_params(node: Node) -> NodeParams:
     return node_params_from_values(values)
 
 
+def node_param_values(params: NodeParams) -> dict[str, ParamValue]:
+    """One ROS value per row of :data:`PARAMS` (the inverse of :func:`node_params_from_values`)."""
+    values = {f.name: getattr(params, f.name) for f in fields(NodeParams) if f.name != "matcher"}
+    return {**values, **matcher_values(params.matcher)}
+
+
 def updated_node_params(current: NodeParams, changes: Mapping[str, ParamValue]) -> NodeParams:
     """``current`` with ``changes`` applied, for a runtime ``set_parameters`` request.
 
@@ -408,6 +467,6 @@ def updated_node_params(current: NodeParams, changes: Mapping[str, ParamValue]) 
             problems.append(f"{name}: read-only, set it in the params file and restart the node")
     if problems:
         raise ConfigError("; ".join(problems))
-    values = {f.name: getattr(current, f.name) for f in fields(NodeParams)}
+    values = node_param_values(current)
     values.update(changes)
     return node_params_from_values(values)

@@ -37,11 +37,11 @@ from edm_ros.ros.conversions import (
     camera_info_from_matrices,
     header_of,
     image_to_numpy,
-    matrix_from_pose,
     numpy_to_image,
     stamp_to_ns,
 )
 from edm_ros.ros.inputs import InputSpec
+from edm_ros.ros.outputs import matrix_from_pose
 
 LEFT_FRAME, RIGHT_FRAME = "camera_left_optical_frame", "camera_right_optical_frame"
 _RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)

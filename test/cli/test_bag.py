@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,18 +14,10 @@ import pytest
 
 from edm_ros.cli.bag import main
 from edm_ros.data.bags import euroc_to_bag
+from edm_ros.ros.processes import ros_environment, stop
 
 SUBSCRIBER = Path(__file__).with_name("bag_subscriber.py")
 FRAMES = 3
-
-
-def _ros_env() -> dict[str, str]:
-    """Loopback-only discovery (both variables: Humble / Kilted) in a domain of our own."""
-    return os.environ | {
-        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-        "ROS_LOCALHOST_ONLY": "1",
-        "ROS_DOMAIN_ID": str(10 + (os.getpid() + 101) % 200),
-    }
 
 
 @pytest.fixture
@@ -36,16 +27,10 @@ def euroc_bag(data_dir, tmp_path) -> tuple[Path, Path, list[int]]:
     return euroc, bag, euroc_to_bag(euroc, bag, storage="mcap", max_frames=FRAMES)
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.kill()  # only the subscriber this test started
-    process.wait(timeout=10)
-
-
 def test_play_delivers_recorded_stamps_and_pixels_to_a_subscriber(euroc_bag, tmp_path) -> None:
     euroc, bag, stamps = euroc_bag
     received_path = tmp_path / "received.jsonl"
-    env = _ros_env()
+    env = ros_environment()
     subscriber = subprocess.Popen(
         [sys.executable, str(SUBSCRIBER), str(received_path), str(2 * FRAMES), "60",
          "/left/image_raw", "/cam1/image_raw"], env=env,
@@ -61,7 +46,7 @@ def test_play_delivers_recorded_stamps_and_pixels_to_a_subscriber(euroc_bag, tmp
         assert f"published {2 * FRAMES} messages" in player.stdout
         assert subscriber.wait(timeout=60) == 0, "the subscriber did not get all images in 60 s"
     finally:
-        _stop(subscriber)
+        stop(subscriber)
     received = [json.loads(line) for line in received_path.read_text().splitlines()]
     expected = []
     for stamp in stamps:

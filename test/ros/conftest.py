@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 # Before rclpy starts: loopback discovery only (both variables: Humble reads the old one, Kilted
 # only the new one) and a domain of our own, so parallel test runs do not hear each other.
@@ -33,9 +32,9 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
-from edm_ros.cli.demo import stop
 from edm_ros.model.checkpoint import RANDOM_WEIGHTS
 from edm_ros.ros.player import FramePlayer
+from edm_ros.ros.processes import start_logged, stop, write_params_file
 from test.conftest import PARITY_WEIGHTS, PROJECT_ROOT
 
 
@@ -65,9 +64,6 @@ TEST_PARAMS = {
     "keyframe_min_inliers": 1_000_000,
     "lost_frames_before_restart": 1,
 }
-# Restores SIGINT (a background job of a non-interactive shell inherits SIG_IGN), then execs.
-_SIGINT_WRAPPER = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); " \
-    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"  # fmt: skip
 
 
 class NodeProcess:
@@ -80,7 +76,7 @@ class NodeProcess:
         ros_args = ["--ros-args"]
         for path in params_files:
             ros_args += ["--params-file", str(path)]
-        self.process = start_logged([str(NODE_EXECUTABLE), *ros_args, *extra_args], log_path)
+        self.process = start_installed([str(NODE_EXECUTABLE), *ros_args, *extra_args], log_path)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -94,25 +90,15 @@ class NodeProcess:
         return stop(self.process, timeout_s=20.0)
 
 
-def start_logged(command: list[str], log_path: Path, new_session: bool = False) -> subprocess.Popen:
+def start_installed(
+    command: list[str], log_path: Path, new_session: bool = False
+) -> subprocess.Popen:
     """Start the Python script ``command[0]`` (a path, or a name on PATH) with SIGINT restored,
     its output written to ``log_path``; ``new_session``: in a process group of its own."""
     script = shutil.which(command[0])
     if script is None:
         pytest.skip(f"{command[0]} is not installed")
-    with open(log_path, "wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-c", _SIGINT_WRAPPER, script, *command[1:]],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=new_session,
-        )
-
-
-def write_params(path: Path, **params: object) -> Path:
-    """A ROS params file applying ``params`` to any node name."""
-    path.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
-    return path
+    return start_logged([script, *command[1:]], log_path, new_session=new_session)
 
 
 def start_node(tmp_dir: Path, mode: str, extra_args: list[str] | None = None,
@@ -122,7 +108,7 @@ def start_node(tmp_dir: Path, mode: str, extra_args: list[str] | None = None,
     weights = str(values["weights_path"])
     if weights and weights != RANDOM_WEIGHTS and not Path(weights).is_file():
         pytest.skip(f"test weights not found at {values['weights_path']}")
-    overrides = write_params(tmp_dir / f"{mode}_test.yaml", **values)
+    overrides = write_params_file(tmp_dir / f"{mode}_test.yaml", values)
     files = [CONFIG_DIR / "matcher.yaml", CONFIG_DIR / f"{mode}.yaml", overrides]
     return NodeProcess(tmp_dir / f"{mode}_node.log", files, extra_args or [])
 

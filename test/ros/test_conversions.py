@@ -22,13 +22,11 @@ from edm_ros.ros.conversions import (
     grey_for_matcher,
     header_of,
     image_to_numpy,
-    match_array_from_result,
     mono_frame_from_msgs,
     numpy_to_image,
-    quaternion_from_rotation,
-    relative_pose_msg,
     stereo_frame_from_msgs,
 )
+from edm_ros.ros.outputs import match_array_from_result, quaternion_from_rotation, relative_pose_msg
 
 RNG = np.random.default_rng(7)
 K = np.array([[200.0, 0.0, 31.5], [0.0, 210.0, 23.5], [0.0, 0.0, 1.0]])

@@ -20,16 +20,15 @@ from pathlib import Path
 import pytest
 from rclpy.node import Node
 
-from edm_ros.cli.demo import stop
 from edm_ros.data.synthetic import stereo_sequence
 from edm_ros.ros.player import FramePlayer, sequence_frame_messages
+from edm_ros.ros.processes import stop, write_params_file
 from test.ros.conftest import (
     CONFIG_DIR,
     PARITY_WEIGHTS,
     TEST_PARAMS,
     remapped_player,
-    start_logged,
-    write_params,
+    start_installed,
 )
 
 pytest.importorskip("launch_ros", reason="needs the ROS 2 launch tools (ROS install or ros2_tools)")
@@ -67,7 +66,7 @@ class Launch:
     def __init__(self, log_path: Path, arguments: list[str]) -> None:
         self.log_path = log_path
         command = ["ros2", "launch", "edm_ros", "matcher.launch.py", *arguments]
-        self.process = start_logged(command, log_path)
+        self.process = start_installed(command, log_path)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -78,7 +77,7 @@ def launched(tmp_path_factory) -> Iterator[Launch]:
     if not PARITY_WEIGHTS.is_file():
         pytest.skip(f"test weights not found at {PARITY_WEIGHTS}")
     tmp = tmp_path_factory.mktemp("launch")
-    params = write_params(tmp / "params.yaml", **LAUNCH_PARAMS)
+    params = write_params_file(tmp / "params.yaml", LAUNCH_PARAMS)
     arguments = ["mode:=sequential", f"params_file:={params}", f"weights_path:={PARITY_WEIGHTS}",
                  "device:=cpu", f"namespace:={NAMESPACE}",
                  *(f"{name}:={topic}" for name, topic in INPUTS.items())]  # fmt: skip
@@ -114,7 +113,7 @@ def test_topic_echo_once_prints_a_match_array(player: FramePlayer, tmp_path: Pat
     subscribers = player.node.count_subscribers(topic)
     command = ["ros2", "topic", "echo", "--once", "--no-daemon", "--no-arr", topic,
                "edm_ros/msg/MatchArray"]  # fmt: skip
-    echo = start_logged(command, tmp_path / "echo.log")
+    echo = start_installed(command, tmp_path / "echo.log")
     try:
         player.wait_until(
             lambda: player.node.count_subscribers(topic) > subscribers,
@@ -174,14 +173,14 @@ def test_ctrl_c_ends_launch_and_node_cleanly(launched: Launch, player: FramePlay
 def test_ros2_run_starts_the_installed_node(probe_node: Node, tmp_path: Path) -> None:
     if not PARITY_WEIGHTS.is_file():
         pytest.skip(f"test weights not found at {PARITY_WEIGHTS}")
-    params = write_params(tmp_path / "params.yaml", **LAUNCH_PARAMS)
+    params = write_params_file(tmp_path / "params.yaml", LAUNCH_PARAMS)
     command = ["ros2", "run", "edm_ros", "matcher_node", "--ros-args",
                "--params-file", str(CONFIG_DIR / "matcher.yaml"),
                "--params-file", str(CONFIG_DIR / "sequential.yaml"), "--params-file", str(params),
                "-p", f"weights_path:={PARITY_WEIGHTS}", "-p", "device:=cpu",
                "-r", "__ns:=/run"]  # fmt: skip
     # its own process group: ros2 run forwards no signal, a terminal's Ctrl-C reaches the group
-    run = start_logged(command, tmp_path / "run.log", new_session=True)
+    run = start_installed(command, tmp_path / "run.log", new_session=True)
     try:
         player = remapped_player(
             probe_node,

@@ -12,7 +12,8 @@ from rclpy.node import Node
 from edm_ros.data.synthetic import stereo_sequence
 from edm_ros.ros.inputs import InputSpec
 from edm_ros.ros.player import sequence_frame_messages
-from test.ros.conftest import PARITY_WEIGHTS, TEST_PARAMS, remapped_player, write_params
+from edm_ros.ros.processes import write_params_file
+from test.ros.conftest import PARITY_WEIGHTS, TEST_PARAMS, remapped_player
 
 launch_pytest = pytest.importorskip("launch_pytest", reason="needs the ROS 2 launch tools")
 from ament_index_python.packages import get_package_share_directory  # noqa: E402
@@ -29,7 +30,7 @@ def stereo_launch(tmp_path: Path) -> LaunchDescription:
     if not PARITY_WEIGHTS.is_file():
         pytest.skip(f"test weights not found at {PARITY_WEIGHTS}")
     launch_file = Path(get_package_share_directory("edm_ros")) / "launch" / "matcher.launch.py"
-    params = write_params(tmp_path / "params.yaml", **TEST_PARAMS)
+    params = write_params_file(tmp_path / "params.yaml", TEST_PARAMS)
     arguments = {"mode": "stereo", "params_file": str(params), "use_sim_time": "true"}
     return LaunchDescription([
         IncludeLaunchDescription(

@@ -29,7 +29,8 @@ from edm_ros.ros.player import (
     match_array_problems,
     sequence_frame_messages,
 )
-from test.ros.conftest import CONFIG_DIR, NodeProcess, start_node, write_params
+from edm_ros.ros.processes import write_params_file
+from test.ros.conftest import CONFIG_DIR, NodeProcess, start_node
 
 WIDTH, HEIGHT = 320, 256
 TIMEOUT_S = 30.0
@@ -295,7 +296,9 @@ def test_drop_if_busy_always_processes_the_newest_frame(stream: Stream) -> None:
 
 def test_node_refuses_to_start_with_a_missing_weights_file(tmp_path: Path) -> None:
     missing = tmp_path / "missing.ckpt"
-    params = write_params(tmp_path / "no_weights.yaml", device="cpu", weights_path=str(missing))
+    params = write_params_file(
+        tmp_path / "no_weights.yaml", {"device": "cpu", "weights_path": str(missing)}
+    )
     node = NodeProcess(tmp_path / "node.log", [CONFIG_DIR / "matcher.yaml", params], [])
     code = node.wait(timeout_s=60)
     lines = [line for line in node.log().splitlines() if "cannot start" in line]
@@ -304,10 +307,14 @@ def test_node_refuses_to_start_with_a_missing_weights_file(tmp_path: Path) -> No
 
 
 def test_node_lists_every_invalid_parameter_in_one_line(tmp_path: Path) -> None:
-    params = write_params(
-        tmp_path / "bad.yaml", weights_path=RANDOM_WEIGHTS, device="gpu", mode="mono",
-        ransac_threshold_px=50.0, input_width=100,
-    )  # fmt: skip
+    bad = {
+        "weights_path": RANDOM_WEIGHTS,
+        "device": "gpu",
+        "mode": "mono",
+        "ransac_threshold_px": 50.0,
+        "input_width": 100,
+    }
+    params = write_params_file(tmp_path / "bad.yaml", bad)
     node = NodeProcess(tmp_path / "node.log", [params], [])
     code = node.wait(timeout_s=60)
     (line,) = [line for line in node.log().splitlines() if "cannot start" in line]

@@ -12,6 +12,7 @@ from rclpy.parameter import Parameter
 
 from edm_ros.errors import ConfigError
 from edm_ros.ros.params import (
+    MATCHER_PARAMS,
     PARAMS,
     PARAMS_BY_NAME,
     NodeParams,
@@ -34,7 +35,8 @@ def context():
 
 
 def test_table_and_record_have_the_same_names_and_typed_defaults() -> None:
-    assert [row.name for row in PARAMS] == [field.name for field in fields(NodeParams)]
+    record = [field.name for field in fields(NodeParams) if field.name != "matcher"]
+    assert [row.name for row in PARAMS if row.name not in MATCHER_PARAMS] == record
     for row in PARAMS:
         assert isinstance(row.default, (bool, int, float, str, tuple)), row.name
         assert row.description, row.name
@@ -88,8 +90,8 @@ def test_all_problems_are_reported_together() -> None:
 
 def test_image_size_zero_means_the_image_size() -> None:
     params = node_params_from_values({**DEFAULTS, "input_width": 0, "input_height": 0})
-    assert params.input_size is None
-    assert node_params_from_values(DEFAULTS).input_size == (640, 480)
+    assert params.matcher.input_size is None
+    assert node_params_from_values(DEFAULTS).matcher.input_size == (640, 480)
 
 
 def test_declare_reads_overrides_and_lists_every_rejection(context) -> None:
@@ -118,8 +120,8 @@ def test_declare_applies_valid_overrides(context) -> None:
         descriptor = node.describe_parameter("min_inliers")
     finally:
         node.destroy_node()
-    assert params.input_size == (160, 128) and params.device == "cpu"
-    assert params.match_threshold == 0.0 and params.mode == "stereo"
+    assert params.matcher.input_size == (160, 128) and params.device == "cpu"
+    assert params.matcher.match_threshold == 0.0 and params.mode == "stereo"
     assert descriptor.integer_range[0].from_value == 5
 
 

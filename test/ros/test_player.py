@@ -8,7 +8,8 @@ from edm_ros.msg import MatchArray, RelativePose
 
 from edm_ros.data.synthetic import stereo_sequence
 from edm_ros.pipeline import Stamped
-from edm_ros.ros.conversions import float32_sequence, header_of, quaternion_from_rotation
+from edm_ros.ros.conversions import float32_sequence, header_of
+from edm_ros.ros.outputs import quaternion_from_rotation
 from edm_ros.ros.player import (
     LEFT_FRAME,
     expected_matches,
