@@ -59,12 +59,35 @@ def essential_from_pose(T_0to1: np.ndarray) -> np.ndarray:
     return skew(transform[:3, 3]) @ transform[:3, :3]
 
 
+def point_line_distances(
+    rays0: np.ndarray, rays1: np.ndarray, essential: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distances of matches to each other's epipolar lines, normalised units.
+
+    Args:
+        rays0, rays1: [M, 2] normalised (undistorted) points.
+        essential: [3, 3] with ``x1^T E x0 = 0``.
+
+    Returns:
+        ([M] distance of x0 to the line ``E^T x1`` in image 0, [M] of x1 to ``E x0`` in image 1).
+    """
+    homogeneous0 = np.column_stack([rays0, np.ones(len(rays0))])
+    homogeneous1 = np.column_stack([rays1, np.ones(len(rays1))])
+    lines1 = homogeneous0 @ essential.T  # [M, 3] epipolar lines in image 1
+    lines0 = homogeneous1 @ essential  # [M, 3] epipolar lines in image 0
+    algebraic = np.abs(np.sum(homogeneous1 * lines1, axis=1))
+    in_image0 = algebraic / np.maximum(np.linalg.norm(lines0[:, :2], axis=1), 1e-15)
+    in_image1 = algebraic / np.maximum(np.linalg.norm(lines1[:, :2], axis=1), 1e-15)
+    return in_image0, in_image1
+
+
 def symmetric_epipolar_distance(
     rays0: np.ndarray, rays1: np.ndarray, essential: np.ndarray
 ) -> np.ndarray:
     """Squared symmetric epipolar distance of matches, normalised units² (LoFTR's precision).
 
-    ``d = (x1^T E x0)^2 (1 / |(E x0)_xy|^2 + 1 / |(E^T x1)_xy|^2)``.
+    ``d = (x1^T E x0)^2 (1 / |(E x0)_xy|^2 + 1 / |(E^T x1)_xy|^2)``, the sum of the squared
+    distances of :func:`point_line_distances`.
 
     Args:
         rays0, rays1: [M, 2] normalised (undistorted) points.
@@ -73,40 +96,8 @@ def symmetric_epipolar_distance(
     Returns:
         [M] distances; LoFTR counts a match correct below 5e-4 (ScanNet) or 1e-4 (MegaDepth).
     """
-    homogeneous0 = np.column_stack([rays0, np.ones(len(rays0))])
-    homogeneous1 = np.column_stack([rays1, np.ones(len(rays1))])
-    lines1 = homogeneous0 @ essential.T  # [M, 3] epipolar lines in image 1
-    lines0 = homogeneous1 @ essential  # [M, 3] epipolar lines in image 0
-    algebraic = np.sum(homogeneous1 * lines1, axis=1)
-    inverse_norms = 1.0 / np.maximum(np.sum(lines1[:, :2] ** 2, axis=1), 1e-30) + 1.0 / np.maximum(
-        np.sum(lines0[:, :2] ** 2, axis=1), 1e-30
-    )
-    return algebraic**2 * inverse_norms
-
-
-def epipolar_distances_px(
-    points0_px: np.ndarray,
-    points1_px: np.ndarray,
-    camera0: CameraModel,
-    camera1: CameraModel,
-    T_0to1: np.ndarray,
-) -> np.ndarray:
-    """Distance of each match to the ground-truth epipolar lines, pixels ([M]).
-
-    The larger of the two one-sided distances (point 1 to the line of point 0 in image 1, and
-    back), measured on undistorted points and converted with each camera's mean focal length.
-    """
-    if len(points0_px) == 0:
-        return np.zeros(0)
-    rays0 = np.column_stack([camera0.normalize(points0_px), np.ones(len(points0_px))])
-    rays1 = np.column_stack([camera1.normalize(points1_px), np.ones(len(points1_px))])
-    essential = essential_from_pose(T_0to1)
-    lines1, lines0 = rays0 @ essential.T, rays1 @ essential  # lines in image 1 and image 0
-    algebraic = np.abs(np.sum(rays1 * lines1, axis=1))
-    focal0, focal1 = (float(np.mean(np.diag(c.K)[:2])) for c in (camera0, camera1))
-    in_image1 = algebraic / np.maximum(np.linalg.norm(lines1[:, :2], axis=1), 1e-15) * focal1
-    in_image0 = algebraic / np.maximum(np.linalg.norm(lines0[:, :2], axis=1), 1e-15) * focal0
-    return np.maximum(in_image0, in_image1)
+    in_image0, in_image1 = point_line_distances(rays0, rays1, essential)
+    return in_image0**2 + in_image1**2
 
 
 def epipolar_distances(
@@ -115,13 +106,25 @@ def epipolar_distances(
     camera0: CameraModel,
     camera1: CameraModel,
     T_0to1: np.ndarray,
+    *,
+    in_pixels: bool = False,
 ) -> np.ndarray:
-    """:func:`symmetric_epipolar_distance` of pixel matches under the ground-truth pose ([M])."""
+    """Epipolar error of pixel matches under the ground-truth pose ([M]).
+
+    Args:
+        in_pixels: False: :func:`symmetric_epipolar_distance` (normalised units², the LoFTR
+            precision); True: the larger of the two point-to-line distances in pixels, each
+            converted with its camera's mean focal length.
+    """
     if len(points0_px) == 0:
         return np.zeros(0)
-    return symmetric_epipolar_distance(
-        camera0.normalize(points0_px), camera1.normalize(points1_px), essential_from_pose(T_0to1)
-    )
+    rays0, rays1 = camera0.normalize(points0_px), camera1.normalize(points1_px)
+    essential = essential_from_pose(T_0to1)
+    if not in_pixels:
+        return symmetric_epipolar_distance(rays0, rays1, essential)
+    in_image0, in_image1 = point_line_distances(rays0, rays1, essential)
+    focal0, focal1 = (float(np.mean(np.diag(c.K)[:2])) for c in (camera0, camera1))
+    return np.maximum(in_image0 * focal0, in_image1 * focal1)
 
 
 def matching_precision(distances: np.ndarray, threshold: float) -> float:

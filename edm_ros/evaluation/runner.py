@@ -29,7 +29,6 @@ from edm_ros.evaluation.metrics import (
     POSE_AUC_THRESHOLDS_DEG,
     angle_between_deg,
     epipolar_distances,
-    epipolar_distances_px,
     error_auc,
     estimate_homography,
     homography_corner_error,
@@ -320,7 +319,7 @@ def evaluate_pose_pair(
         correct=distances < epipolar_threshold,
         precision=matching_precision(distances, epipolar_threshold),
         precision_px=matching_precision(
-            epipolar_distances_px(points0, points1, camera0, camera1, pair.T_0to1),
+            epipolar_distances(points0, points1, camera0, camera1, pair.T_0to1, in_pixels=True),
             EPIPOLAR_PRECISION_PX,
         ),
         estimates=estimates,

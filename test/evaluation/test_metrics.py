@@ -145,7 +145,7 @@ class TestStereo:
 
 
 def test_pixel_epipolar_distance_is_the_offset_from_the_line():
-    from edm_ros.evaluation.metrics import epipolar_distances_px
+    from edm_ros.evaluation.metrics import epipolar_distances
     from edm_ros.geometry.camera import CameraModel
 
     K = np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]])
@@ -154,4 +154,5 @@ def test_pixel_epipolar_distance_is_the_offset_from_the_line():
     T[0, 3] = -0.1  # pure sideways baseline: epipolar lines are the image rows
     points0 = np.array([[100.0, 200.0], [300.0, 50.0]])
     points1 = points0 + np.array([[-40.0, 0.0], [-10.0, 3.0]])  # second one 3 px off its row
-    np.testing.assert_allclose(epipolar_distances_px(points0, points1, camera, camera, T), [0, 3])
+    distances = epipolar_distances(points0, points1, camera, camera, T, in_pixels=True)
+    np.testing.assert_allclose(distances, [0, 3], atol=1e-9)
