@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.edm_ros_installed
 PYTEST_ARGS ?=
 
-.PHONY: venv messages demo test bench bench-node eval lint clean
+.PHONY: venv messages demo test bench bench-gpu bench-node eval lint clean
 
 venv: $(STAMP)
 
@@ -33,8 +33,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -rs $(PYTEST_ARGS) test
 
+# Ours against the official code (../shared/reference, its venv made on first use), one run.
 bench: $(STAMP)
-	$(BIN)/python -m edm_ros.cli.bench $(if $(WEIGHTS),--weights $(WEIGHTS))
+	$(BIN)/python -m edm_ros.cli.bench --out bench_output $(if $(WEIGHTS),--weights $(WEIGHTS))
+
+# On a CUDA machine: torch eager / CUDA graph, ONNX Runtime CUDA / TensorRT EPs, TensorRT fp32.
+bench-gpu: $(STAMP)
+	$(BIN)/python -m edm_ros.cli.bench_gpu --out bench_output $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 # End-to-end node latency, 2000-frame soak, stereo batching (separate processes, loopback DDS).
 bench-node: $(STAMP)
@@ -48,4 +53,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check edm_ros test && $(BIN)/ruff format --check edm_ros test
 
 clean:
-	rm -rf $(VENV) build_messages demo_output
+	rm -rf $(VENV) .official-venv build_messages demo_output

@@ -40,11 +40,6 @@ class Candidates(NamedTuple):
     fine_confidence10: Tensor  # [B, K] P_f for direction 1 -> 0
 
 
-#: On the CPU the backbone runs fastest on two images at a time: larger batches outgrow the
-#: caches (640x480, 2 threads: 4 images in one pass 627 ms, as two passes of two 368 ms).
-CPU_BACKBONE_IMAGES = 2
-
-
 def _exporting() -> bool:
     """True while torch traces or compiles the model (ONNX export): no data-dependent branches."""
     return torch.jit.is_tracing() or torch.compiler.is_compiling()
@@ -136,11 +131,6 @@ class Backbone(nn.Module):
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """images [N, 1, H, W] -> f8 [N, d8, H/8, W/8], f16, f32, fine [N, fine_dim, H/8, W/8]."""
-        cpu_inference = images.device.type == "cpu" and not self.training and not _exporting()
-        if cpu_inference and images.shape[0] > CPU_BACKBONE_IMAGES:
-            parts = [self.forward(chunk) for chunk in images.split(CPU_BACKBONE_IMAGES)]
-            f8, f16, f32, fine = (torch.cat(level) for level in zip(*parts))
-            return f8, f16, f32, fine
         x = F.relu(self.bn1(self.conv1(images)))
         f8 = self.layer3(self.layer2(self.layer1(x)))
         f16 = self.layer4(f8)
@@ -225,9 +215,10 @@ class AttentionLayer(nn.Module):
         heads = (n, -1, self.num_heads, c // self.num_heads)
         query = F.normalize(query.reshape(heads), p=2, dim=-1)  # [N, L, heads, d]
         key = F.normalize(key.reshape(heads), p=2, dim=-1)  # [N, S, heads, d]
-        logits = torch.einsum("nlhd,nshd->nlsh", query, key) * self.scale
-        weights = torch.softmax(logits, dim=2)
-        message = torch.einsum("nlsh,nshd->nlhd", weights, value.reshape(heads))
+        # Heads before positions: each head's attention is one contiguous [L, S] matrix.
+        logits = torch.einsum("nlhd,nshd->nhls", query, key) * self.scale
+        weights = torch.softmax(logits, dim=-1)
+        message = torch.einsum("nhls,nshd->nlhd", weights, value.reshape(heads))
         message = self.merge(message.reshape(n, -1, c))  # [N, L, C]
         message = message.reshape(n, h, w, c)
         update = self.norm2(self.mlp(torch.cat([x.permute(0, 2, 3, 1), message], dim=-1)))
@@ -258,8 +249,9 @@ class AttentionStack(nn.Module):
             self._rope_cache[key] = (tables[0].to(feat0.device), tables[1].to(feat0.device))
         rope = self._rope_cache[key]
         for layer in self.layers:
-            if layer.use_rope:  # self-attention, shared weights for both images
-                feat0, feat1 = layer(feat0, feat0, rope), layer(feat1, feat1, rope)
+            if layer.use_rope:  # self-attention, shared weights: both images in one batch
+                both = torch.cat([feat0, feat1])
+                feat0, feat1 = layer(both, both, rope).chunk(2)
             else:  # official code: sequential cross update, image 1 sees the new image 0
                 feat0 = layer(feat0, feat1, rope)
                 feat1 = layer(feat1, feat0, rope)
