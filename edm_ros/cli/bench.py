@@ -4,7 +4,7 @@ Absolute times move by tens of percent between runs on a shared machine; a ratio
 run does not. So each round runs our matcher and the official code (``--reference``, skipped when
 absent) in alternating processes on the same inputs; the report pools the timed runs of all
 rounds into medians (total and per stage), checks that both give the same final matches, and
-prints our time over the official one. At the first size our worker also times a stereo frame
+prints our time over the official one. At ``--stereo-size`` our worker also times a stereo frame
 (two pairs sharing the left image) against one pair; every worker reports its process's peak RSS.
 ONNX Runtime is skipped where its graph would hold the whole coarse similarity matrix (1152x1152).
 
@@ -203,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternating process rounds")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per process")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--stereo-size", type=parse_size, default=(640, 480), help="also stereo")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--weights", type=Path, help="checkpoint (default: parity or random)")
     parser.add_argument("--reference", type=Path, default=Path("../shared/reference"))
@@ -265,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                             "--weights",
                             str(weights),
                         ] + (["--cache-dir", str(args.cache_dir)] if args.cache_dir else [])
-                        command += ["--stereo"] if size == args.sizes[0] else []  # fmt: skip
+                        command += ["--stereo"] if size == args.stereo_size else []  # fmt: skip
                     samples.setdefault((label, side), []).append(run_json(command))
                     print(f"[bench] round {round_index + 1}/{args.rounds} {label} {side}: "
                           f"{', '.join(f'{t:.0f}' for t in samples[label, side][-1]['times_ms'])}"

@@ -23,8 +23,9 @@ from torch import Tensor, nn
 
 from edm_ros.model.config import COARSE_STRIDE, EDMConfig, num_candidates
 
-#: Above this many entries the similarity matrix is computed in row chunks of half this size
-#: (640x480: 4800^2 = 23 M entries, one piece; 1152^2: 20736^2 = 430 M entries = 1.7 GB, chunked).
+#: Above this many entries the similarity matrix is computed in row chunks of a quarter of this
+#: size (640x480: 4800^2 = 23 M entries, one piece; 1152^2: 20736^2 = 430 M entries = 1.7 GB, in
+#: chunks of 33 MB: the log-domain path keeps a few temporaries of a chunk's size alive).
 COARSE_CHUNK_ELEMENTS = 2**25
 
 
@@ -585,7 +586,7 @@ class EDM(nn.Module):
         # Exported graphs stay in one piece: ONNX/TensorRT have no stable logaddexp, and the
         # runtime plans the memory itself.
         if not coarse_matrix_fits_in_one_piece(image_size) and not _exporting():
-            chunk_rows = COARSE_CHUNK_ELEMENTS // (2 * num_cells)
+            chunk_rows = COARSE_CHUNK_ELEMENTS // (4 * num_cells)
         workspace = None if _exporting() else self.workspace
         row_max, row_argmax = dual_softmax_row_max(
             coarse0, coarse1, self.config.temperature, chunk_rows, workspace

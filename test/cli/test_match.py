@@ -64,8 +64,8 @@ def test_edm_match_requires_a_weights_choice(pair_files):
 def test_bench_without_the_reference_times_ours_alone(tmp_path):
     out = tmp_path / "bench"
     run = subprocess.run(
-        [sys.executable, "-m", "edm_ros.cli.bench", "--sizes", "128x96", "--rounds", "2",
-         "--runs", "1", "--threads", "1", "--backends", "torch", "--out", str(out),
+        [sys.executable, "-m", "edm_ros.cli.bench", "--sizes", "128x96", "--stereo-size", "128x96",
+         "--rounds", "2", "--runs", "1", "--threads", "1", "--backends", "torch", "--out", str(out),
          "--reference", str(tmp_path / "absent"), "--parity", str(tmp_path / "absent")],
         check=True, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
