@@ -15,7 +15,7 @@ ROS2_TOOLS_INSTALL := $(wildcard $(ROS2_TOOLS)/install.sh)
 COLCON_WS ?= build/colcon
 PYTEST_ARGS ?=
 
-.PHONY: venv messages demo test test-ros colcon bench bench-node eval lint clean
+.PHONY: venv messages demo test test-ros colcon bench bench-gpu bench-node eval lint clean
 
 venv: $(STAMP)
 
@@ -52,8 +52,13 @@ colcon: $(STAMP)
 	    -c requirements/test.txt
 	VIRTUAL_ENV=$(abspath $(VENV)) bash scripts/colcon_check.sh $(COLCON_WS)
 
+# Ours against the official code (../shared/reference, its venv made on first use), one run.
 bench: $(STAMP)
-	$(BIN)/python -m edm_ros.cli.bench $(if $(WEIGHTS),--weights $(WEIGHTS))
+	$(BIN)/python -m edm_ros.cli.bench --out bench_output $(if $(WEIGHTS),--weights $(WEIGHTS))
+
+# On a CUDA machine: torch eager / CUDA graph, ONNX Runtime CUDA / TensorRT EPs, TensorRT fp32.
+bench-gpu: $(STAMP)
+	$(BIN)/python -m edm_ros.cli.bench_gpu --out bench_output $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 # End-to-end node latency, 2000-frame soak, stereo batching (separate processes, loopback DDS).
 bench-node: $(STAMP)
@@ -71,4 +76,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check edm_ros test && $(BIN)/ruff format --check edm_ros test
 
 clean:
-	rm -rf $(VENV) build_messages demo_output $(COLCON_WS)
+	rm -rf $(VENV) .official-venv build_messages demo_output $(COLCON_WS)

@@ -13,7 +13,7 @@ from edm_ros.backends.base import Backend, CandidateArrays
 from edm_ros.backends.options import BackendOptions, default_cache_dir, parse_device
 from edm_ros.errors import ConfigError
 from edm_ros.model.config import MatcherConfig
-from edm_ros.model.edm import EDM
+from edm_ros.model.edm import EDM, coarse_matrix_fits_in_one_piece
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +44,14 @@ def create_backend(
     options = options or BackendOptions()
     kind, _ = parse_device(device)
     if name == "auto":
-        name = choose_auto_backend(kind, fixed_size=config.input_size is not None)
+        name = choose_auto_backend(kind, config.input_size)
         logger.info("backend 'auto' chose %r for device %r", name, device)
     if name == "torch":
         from edm_ros.backends.pytorch import TorchBackend
 
-        return TorchBackend(model, device, cuda_graph=options.cuda_graph)
+        return TorchBackend(
+            model, device, cuda_graph=options.cuda_graph, compile_backbone=options.compile_backbone
+        )
     if name == "onnxruntime":
         from edm_ros.backends.onnx_runtime import create_onnxruntime_backend
 
@@ -61,13 +63,17 @@ def create_backend(
     raise ConfigError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
 
 
-def choose_auto_backend(device_kind: str, fixed_size: bool) -> str:
-    """The fastest backend installed for the device.
+def choose_auto_backend(device_kind: str, input_size: tuple[int, int] | None) -> str:
+    """The fastest backend installed for the device and the network input size (W, H).
 
     With a fixed input size: tensorrt on CUDA, onnxruntime on the CPU (ahead of eager torch
-    there, see docs/deployment.md), when their packages are installed. Otherwise torch.
+    there, see README "Benchmarks"), when their packages are installed. On the CPU also only
+    where the coarse similarity matrix fits in one piece: an exported graph holds it whole, torch
+    computes large ones in chunks (1152x1152 would need 1.7 GB per copy). Otherwise torch.
     """
-    if not fixed_size:
+    if input_size is None:
+        return "torch"
+    if device_kind == "cpu" and not coarse_matrix_fits_in_one_piece(input_size):
         return "torch"
     wanted = (
         ("tensorrt", "onnx") if device_kind == "cuda" else ("onnxruntime", "onnx", "onnxscript")

@@ -36,6 +36,7 @@ class BackendOptions:
     onnx_provider: OnnxProvider = "auto"  # onnxruntime execution provider
     num_threads: int = 0  # onnxruntime intra-op threads; 0 = onnxruntime's default
     cuda_graph: bool = False  # torch on CUDA: capture the forward once per fixed input shape
+    compile_backbone: bool = False  # torch: torch.compile the backbone (first call compiles)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:

@@ -2,13 +2,16 @@
 
 On CUDA a batch costs one upload from pinned memory and one download of all outputs packed in
 one tensor, with one synchronisation; optionally the forward is captured as a CUDA graph for the
-first input shape and replayed (no per-kernel launch cost). The CPU path is plain eager PyTorch.
+first input shape and replayed (no per-kernel launch cost). On every device the network runs as
+prepared by :func:`edm_ros.model.inference.prepare_for_inference` (folded BatchNorms, NHWC backbone
+on the CPU, reused coarse buffers), one call at a time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,6 +20,7 @@ from torch import Tensor
 
 from edm_ros.errors import BackendError
 from edm_ros.model.edm import EDM
+from edm_ros.model.inference import prepare_for_inference
 from edm_ros.model.selection import CandidateArrays
 
 logger = logging.getLogger(__name__)
@@ -44,20 +48,32 @@ def resolve_device(device: str) -> torch.device:
 
 
 class TorchBackend:
-    """EDM in eager PyTorch (fp32, eval mode, inference mode)."""
+    """EDM in eager PyTorch (fp32, eval mode, inference mode), prepared for inference."""
 
     name = "torch"
 
-    def __init__(self, model: EDM, device: str = "cpu", cuda_graph: bool = False) -> None:
+    def __init__(
+        self,
+        model: EDM,
+        device: str = "cpu",
+        cuda_graph: bool = False,
+        compile_backbone: bool = False,
+    ) -> None:
         """Args:
-        model: the network.
+        model: the network (left unchanged: the backend runs a prepared copy).
         device: "cpu", "cuda" or "cuda:N".
         cuda_graph: on CUDA, capture the forward for the first batch shape it sees and replay
             it for that shape (other shapes run eagerly). Ignored on the CPU.
+        compile_backbone: run the backbone (most of the arithmetic) through ``torch.compile``;
+            the first call of each input shape compiles it (minutes on a small CPU).
         """
         self._device = resolve_device(device)
         self.device = str(self._device)
-        self.model = model.eval().to(self._device)
+        self.model = prepare_for_inference(model, self._device)
+        self._lock = threading.Lock()  # the model's workspace serves one call at a time
+        if compile_backbone:
+            compiled = torch.compile(self.model.backbone, dynamic=False)
+            self.model.backbone = compiled  # type: ignore[assignment]
         on_cuda = self._device.type == "cuda"
         self._transfer = CudaTransfer(self._device) if on_cuda else None
         self._graph: CapturedForward | None = None
@@ -65,6 +81,10 @@ class TorchBackend:
 
     def run(self, pairs: np.ndarray) -> CandidateArrays:
         """pairs [B, 2, H, W] float32 -> candidates [B, K, ...] as host arrays."""
+        with self._lock:
+            return self._run(pairs)
+
+    def _run(self, pairs: np.ndarray) -> CandidateArrays:
         if self._transfer is None:
             images, index = distinct_images(pairs)
             with torch.inference_mode():

@@ -23,8 +23,9 @@ from torch import Tensor, nn
 
 from edm_ros.model.config import COARSE_STRIDE, EDMConfig, num_candidates
 
-#: Above this many entries the similarity matrix is computed in row chunks of half this size
-#: (640x480: 4800^2 = 23 M entries, one piece; 1152^2: 20736^2 = 430 M entries = 1.7 GB, chunked).
+#: Above this many entries the similarity matrix is computed in row chunks of a quarter of this
+#: size (640x480: 4800^2 = 23 M entries, one piece; 1152^2: 20736^2 = 430 M entries = 1.7 GB, in
+#: chunks of 33 MB: the log-domain path keeps a few temporaries of a chunk's size alive).
 COARSE_CHUNK_ELEMENTS = 2**25
 
 
@@ -38,11 +39,6 @@ class Candidates(NamedTuple):
     offsets10: Tensor  # [B, K, 2] refinement of points0, in cells
     fine_confidence01: Tensor  # [B, K] P_f for direction 0 -> 1
     fine_confidence10: Tensor  # [B, K] P_f for direction 1 -> 0
-
-
-#: On the CPU the backbone runs fastest on two images at a time: larger batches outgrow the
-#: caches (640x480, 2 threads: 4 images in one pass 627 ms, as two passes of two 368 ms).
-CPU_BACKBONE_IMAGES = 2
 
 
 def _exporting() -> bool:
@@ -100,10 +96,11 @@ class BasicBlock(nn.Module):
             )
 
     def forward(self, x: Tensor) -> Tensor:
-        y = F.relu(self.bn1(self.conv1(x)))
+        # In place where autograd allows it: at 1/2 resolution a fresh tensor costs page faults.
+        y = F.relu(self.bn1(self.conv1(x)), inplace=True)
         y = self.bn2(self.conv2(y))
         shortcut = x if self.downsample is None else self.downsample(x)
-        return F.relu(shortcut + y)
+        return F.relu(y.add_(shortcut), inplace=True)
 
 
 def _stage(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
@@ -135,11 +132,6 @@ class Backbone(nn.Module):
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """images [N, 1, H, W] -> f8 [N, d8, H/8, W/8], f16, f32, fine [N, fine_dim, H/8, W/8]."""
-        cpu_inference = images.device.type == "cpu" and not self.training and not _exporting()
-        if cpu_inference and images.shape[0] > CPU_BACKBONE_IMAGES:
-            parts = [self.forward(chunk) for chunk in images.split(CPU_BACKBONE_IMAGES)]
-            f8, f16, f32, fine = (torch.cat(level) for level in zip(*parts))
-            return f8, f16, f32, fine
         x = F.relu(self.bn1(self.conv1(images)))
         f8 = self.layer3(self.layer2(self.layer1(x)))
         f16 = self.layer4(f8)
@@ -224,9 +216,10 @@ class AttentionLayer(nn.Module):
         heads = (n, -1, self.num_heads, c // self.num_heads)
         query = F.normalize(query.reshape(heads), p=2, dim=-1)  # [N, L, heads, d]
         key = F.normalize(key.reshape(heads), p=2, dim=-1)  # [N, S, heads, d]
-        logits = torch.einsum("nlhd,nshd->nlsh", query, key) * self.scale
-        weights = torch.softmax(logits, dim=2)
-        message = torch.einsum("nlsh,nshd->nlhd", weights, value.reshape(heads))
+        # Heads before positions: each head's attention is one contiguous [L, S] matrix.
+        logits = torch.einsum("nlhd,nshd->nhls", query, key) * self.scale
+        weights = torch.softmax(logits, dim=-1)
+        message = torch.einsum("nhls,nshd->nlhd", weights, value.reshape(heads))
         message = self.merge(message.reshape(n, -1, c))  # [N, L, C]
         message = message.reshape(n, h, w, c)
         update = self.norm2(self.mlp(torch.cat([x.permute(0, 2, 3, 1), message], dim=-1)))
@@ -257,8 +250,9 @@ class AttentionStack(nn.Module):
             self._rope_cache[key] = (tables[0].to(feat0.device), tables[1].to(feat0.device))
         rope = self._rope_cache[key]
         for layer in self.layers:
-            if layer.use_rope:  # self-attention, shared weights for both images
-                feat0, feat1 = layer(feat0, feat0, rope), layer(feat1, feat1, rope)
+            if layer.use_rope:  # self-attention, shared weights: both images in one batch
+                both = torch.cat([feat0, feat1])
+                feat0, feat1 = layer(both, both, rope).chunk(2)
             else:  # official code: sequential cross update, image 1 sees the new image 0
                 feat0 = layer(feat0, feat1, rope)
                 feat1 = layer(feat1, feat0, rope)
@@ -306,6 +300,33 @@ class CIM(nn.Module):
 # 3. Coarse matching: dual-softmax and top-K row maxima
 
 
+class Workspace:
+    """Large scratch tensors kept from one inference call to the next, by name.
+
+    A fresh 92 MB similarity matrix (640x480) costs tens of milliseconds of page faults on every
+    call; a kept one costs nothing after the first. Inference only, one call at a time.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, Tensor] = {}
+
+    def buffer(self, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        """A contiguous tensor of ``shape``, dtype and device of ``like``; contents undefined."""
+        numel = math.prod(shape)
+        kept = self._buffers.get(name)
+        same_kind = kept is not None and (kept.dtype, kept.device) == (like.dtype, like.device)
+        if kept is None or not same_kind or kept.numel() < numel:
+            kept = torch.empty(numel, dtype=like.dtype, device=like.device)
+            self._buffers[name] = kept
+        return kept[:numel].view(shape)
+
+
+def coarse_matrix_fits_in_one_piece(image_size: tuple[int, int]) -> bool:
+    """Whether the L x L similarity of a (W, H) input is at most ``COARSE_CHUNK_ELEMENTS``."""
+    num_cells = (image_size[0] // COARSE_STRIDE) * (image_size[1] // COARSE_STRIDE)
+    return num_cells * num_cells <= COARSE_CHUNK_ELEMENTS
+
+
 class TopK(NamedTuple):
     """Coarse candidates: for the K most confident cells of image 0, their best cell in image 1."""
 
@@ -314,10 +335,15 @@ class TopK(NamedTuple):
     confidence: Tensor  # [B, K] dual-softmax value, descending
 
 
-def similarity(coarse0: Tensor, coarse1: Tensor, temperature: float) -> Tensor:
-    """S = (f0 / sqrt(C)) (f1 / sqrt(C))^T / tau. f0, f1: [B, L, C] -> S: [B, L0, L1]."""
+def similarity(
+    coarse0: Tensor, coarse1: Tensor, temperature: float, out: Tensor | None = None
+) -> Tensor:
+    """S = (f0 / sqrt(C)) (f1 / sqrt(C))^T / tau. f0, f1: [B, L, C] -> S: [B, L0, L1].
+
+    ``out``: where to write S (a reused buffer, see :class:`Workspace`); None allocates.
+    """
     scale = coarse0.shape[-1] ** 0.5
-    return torch.bmm(coarse0 / scale, (coarse1 / scale).transpose(1, 2)).div_(temperature)
+    return torch.bmm(coarse0 / scale, (coarse1 / scale).transpose(1, 2), out=out).div_(temperature)
 
 
 def dual_softmax(coarse0: Tensor, coarse1: Tensor, temperature: float) -> Tensor:
@@ -327,7 +353,11 @@ def dual_softmax(coarse0: Tensor, coarse1: Tensor, temperature: float) -> Tensor
 
 
 def dual_softmax_row_max(
-    coarse0: Tensor, coarse1: Tensor, temperature: float, chunk_rows: int | None = None
+    coarse0: Tensor,
+    coarse1: Tensor,
+    temperature: float,
+    chunk_rows: int | None = None,
+    workspace: Workspace | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Row maxima of the dual-softmax matrix P = softmax_rows(S) * softmax_cols(S).
 
@@ -338,27 +368,36 @@ def dual_softmax_row_max(
         coarse0, coarse1: [B, L, C] coarse features.
         temperature: dual-softmax temperature.
         chunk_rows: rows of S per chunk (bounded memory for large inputs); None = one piece.
+        workspace: keeps the similarity buffer across calls (inference); None allocates.
 
     Returns:
         row_max [B, L0] confidence, row_argmax [B, L0] index into image 1's cells.
     """
     if chunk_rows is None:
-        row_max, row_argmax = _row_max_in_place(coarse0, coarse1, temperature)
+        row_max, row_argmax = _row_max_in_place(coarse0, coarse1, temperature, workspace)
         # A CUDA graph cannot wait for the host: it keeps the fast path, as exported graphs do.
         capturing = row_max.is_cuda and torch.cuda.is_current_stream_capturing()
         if _exporting() or capturing or bool(torch.isfinite(row_max).all()):
             return row_max, row_argmax
         # Similarities spread over more than float32's exp range: take the log-domain path.
-    return _row_max_log_domain(coarse0, coarse1, temperature, chunk_rows)
+    return _row_max_log_domain(coarse0, coarse1, temperature, chunk_rows, workspace)
+
+
+def _similarity_into(
+    coarse0: Tensor, coarse1: Tensor, temperature: float, workspace: Workspace | None
+) -> Tensor:
+    shape = (coarse0.shape[0], coarse0.shape[1], coarse1.shape[1])
+    out = None if workspace is None else workspace.buffer("similarity", shape, coarse0)
+    return similarity(coarse0, coarse1, temperature, out)
 
 
 def _row_max_in_place(
-    coarse0: Tensor, coarse1: Tensor, temperature: float
+    coarse0: Tensor, coarse1: Tensor, temperature: float, workspace: Workspace | None
 ) -> tuple[Tensor, Tensor]:
     """Fast path. With E = exp(S - max S), row sums R and column sums C, P_ij = E_ij^2 / (R_i C_j),
     so argmax_j P_ij = argmax_j E_ij / sqrt(C_j): one matrix, updated in place (the official
     code keeps two normalised copies). Rows whose sum underflows come out NaN."""
-    exp_sim = similarity(coarse0, coarse1, temperature)
+    exp_sim = _similarity_into(coarse0, coarse1, temperature, workspace)
     exp_sim.sub_(exp_sim.amax(dim=(1, 2), keepdim=True)).exp_()
     row_sums, col_sums = exp_sim.sum(dim=2), exp_sim.sum(dim=1)
     best, best_col = exp_sim.mul_(col_sums.rsqrt()[:, None, :]).max(dim=2)
@@ -366,7 +405,11 @@ def _row_max_in_place(
 
 
 def _row_max_log_domain(
-    coarse0: Tensor, coarse1: Tensor, temperature: float, chunk_rows: int | None
+    coarse0: Tensor,
+    coarse1: Tensor,
+    temperature: float,
+    chunk_rows: int | None,
+    workspace: Workspace | None,
 ) -> tuple[Tensor, Tensor]:
     """Robust path: log P_ij = 2 S_ij - logsumexp_j S_ij - logsumexp_i S_ij, in row chunks
     (column log-sums accumulated over chunks, the similarity recomputed once)."""
@@ -376,12 +419,12 @@ def _row_max_log_domain(
     row_lse: list[Tensor] = []
     col_lse = torch.full_like(coarse1[..., 0], -torch.inf)  # [B, L1]
     for chunk in chunks:
-        sim = similarity(chunk, coarse1, temperature)
+        sim = _similarity_into(chunk, coarse1, temperature, workspace)
         row_lse.append(torch.logsumexp(sim, dim=2))
         col_lse = torch.logaddexp(col_lse, torch.logsumexp(sim, dim=1))
     values, indices = [], []
     for chunk, lse in zip(chunks, row_lse):
-        sim = similarity(chunk, coarse1, temperature)
+        sim = _similarity_into(chunk, coarse1, temperature, workspace)
         best, best_col = sim.mul_(2.0).sub_(col_lse[:, None, :]).max(dim=2)
         values.append(torch.exp(best - lse))
         indices.append(best_col)
@@ -492,6 +535,8 @@ class EDM(nn.Module):
         self.backbone = Backbone(self.config.block_dims, self.config.d_model)
         self.neck = CIM(self.config)
         self.fine_matching = ABRHead(self.config.d_model, self.config.num_bins)
+        #: Scratch buffers kept across calls; set by ``model.inference.prepare_for_inference``.
+        self.workspace: Workspace | None = None
 
     def forward(self, image0: Tensor, image1: Tensor) -> Candidates:
         """image0, image1: [B, 1, H, W] float32 in [0, 1]; H and W multiples of 32."""
@@ -540,10 +585,11 @@ class EDM(nn.Module):
         chunk_rows = None
         # Exported graphs stay in one piece: ONNX/TensorRT have no stable logaddexp, and the
         # runtime plans the memory itself.
-        if num_cells * num_cells > COARSE_CHUNK_ELEMENTS and not _exporting():
-            chunk_rows = COARSE_CHUNK_ELEMENTS // (2 * num_cells)
+        if not coarse_matrix_fits_in_one_piece(image_size) and not _exporting():
+            chunk_rows = COARSE_CHUNK_ELEMENTS // (4 * num_cells)
+        workspace = None if _exporting() else self.workspace
         row_max, row_argmax = dual_softmax_row_max(
-            coarse0, coarse1, self.config.temperature, chunk_rows
+            coarse0, coarse1, self.config.temperature, chunk_rows, workspace
         )
         return select_top_k(row_max, row_argmax, num_candidates(image_size, self.topk_ratio))
 

@@ -53,17 +53,22 @@ def test_bad_device_string_is_a_config_error(device):
 
 def test_auto_is_a_listed_choice_and_picks_torch_without_a_fixed_size():
     assert set(BACKENDS) == {"torch", "onnxruntime", "tensorrt", "auto"}
-    assert choose_auto_backend("cpu", fixed_size=False) == "torch"
-    assert choose_auto_backend("cuda", fixed_size=False) == "torch"
+    assert choose_auto_backend("cpu", None) == "torch"
+    assert choose_auto_backend("cuda", None) == "torch"
 
 
 def test_auto_picks_the_installed_runtime_for_the_device():
     installed = {p for p in ("onnxruntime", "onnx", "onnxscript", "tensorrt")
                  if importlib.util.find_spec(p) is not None}  # fmt: skip
     on_cpu = "onnxruntime" if {"onnxruntime", "onnx", "onnxscript"} <= installed else "torch"
-    assert choose_auto_backend("cpu", fixed_size=True) == on_cpu
+    assert choose_auto_backend("cpu", (640, 480)) == on_cpu
     on_cuda = "tensorrt" if {"tensorrt", "onnx"} <= installed else "torch"
-    assert choose_auto_backend("cuda", fixed_size=True) == on_cuda
+    assert choose_auto_backend("cuda", (640, 480)) == on_cuda
+
+
+def test_auto_keeps_torch_on_the_cpu_where_a_graph_would_hold_a_huge_similarity_matrix():
+    """1152x1152: 20736^2 float32 = 1.7 GB per copy; torch computes it in chunks."""
+    assert choose_auto_backend("cpu", (1152, 1152)) == "torch"
 
 
 def test_importing_the_backends_loads_no_optional_runtime():

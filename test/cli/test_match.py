@@ -67,17 +67,30 @@ def test_edm_match_uses_the_shipped_weights_by_default(pair_files, tmp_path, cap
         main([str(image0), str(image1), "--random-weights", "--weights", "w.ckpt"])
 
 
-def test_bench_reports_stages_memory_and_coarse_comparison(tmp_path):
-    out = tmp_path / "bench.json"
-    # fmt: skip keeps each flag next to its value (formatted: one word per line)
-    subprocess.run(
-        [sys.executable, "-m", "edm_ros.cli.bench", "--sizes", "128x96", "--batches", "1", "2",
-         "--runs", "1", "--threads", "1", "--out", str(out)],
-        check=True, capture_output=True, timeout=300,
+def test_bench_without_the_reference_times_ours_alone(tmp_path):
+    out = tmp_path / "bench"
+    run = subprocess.run(
+        [sys.executable, "-m", "edm_ros.cli.bench", "--sizes", "128x96", "--stereo-size", "128x96",
+         "--rounds", "2", "--runs", "1", "--threads", "1", "--backends", "torch", "--out", str(out),
+         "--reference", str(tmp_path / "absent"), "--parity", str(tmp_path / "absent")],
+        check=True, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    reports = json.loads(out.read_text())
-    assert [r["batch"] for r in reports] == [1, 2]
-    first = reports[0]
-    assert set(first["stages_ms"]) == {"backbone", "cim", "coarse", "fine"}
-    assert first["peak_rss_mb"] > 0 and first["same_top_k"] == 1.0
-    assert "the package's weights" in first["weights"]
+    assert "absent: timing edm_ros only" in run.stdout
+    report = json.loads((out / "bench.json").read_text())
+    (row,) = report["rows"]
+    assert row["side"] == "edm_ros/torch" and len(row["runs_ms"]) == 2, "one run per round"
+    assert set(row["stages_ms"]) == {"backbone", "cim", "coarse", "fine"}
+    assert row["peak_rss_mb"] > 0 and row["stereo_over_pair"] > 0
+    assert "over_official" not in row
+    assert "| 128x96 | edm_ros/torch |" in (out / "bench.md").read_text()
+
+
+def test_bench_match_check_names_the_difference():
+    from edm_ros.cli.bench import same_matches
+
+    ours = {"keypoints0": [[1.0, 2.0], [3.0, 4.0]], "keypoints1": [[5.0, 6.0], [7.0, 8.0]],
+            "confidence": [0.9, 0.5]}  # fmt: skip
+    moved = dict(ours, keypoints1=[[5.0, 6.0], [7.0, 8.01]])
+    assert same_matches(ours, dict(ours))[0]
+    assert not same_matches(ours, moved)[0] and "1.0e-02 px" in same_matches(ours, moved)[1]
+    assert same_matches(ours, dict(ours, keypoints0=[[1.0, 2.0]]))[1] == "2 matches against 1"

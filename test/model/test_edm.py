@@ -210,11 +210,11 @@ def test_pairs_sharing_an_image_match_like_separate_pairs(model):
         torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-4)
 
 
-def test_cpu_backbone_in_chunks_equals_one_pass(model):
+def test_backbone_on_a_batch_equals_one_image_at_a_time(model):
     torch.manual_seed(3)
     images = torch.rand(5, 1, 64, 64)
     with torch.inference_mode():
-        chunked = model.backbone(images)  # eval on CPU: two images per pass
+        batched = model.backbone(images)
         whole = [model.backbone(images[i : i + 1]) for i in range(5)]
-    for level, pieces in zip(chunked, zip(*whole)):
+    for level, pieces in zip(batched, zip(*whole)):
         torch.testing.assert_close(level, torch.cat(pieces), atol=1e-5, rtol=1e-5)
