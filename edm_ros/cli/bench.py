@@ -52,7 +52,8 @@ OFFICIAL_PACKAGES = (
     "lightning",
     "opencv-python-headless",
 )
-OFFICIAL_WORKER = Path(__file__).with_name("bench_official.py")
+#: Runs in the official venv from a checkout (outside the package, which never imports that code).
+OFFICIAL_WORKER = Path(__file__).resolve().parents[2] / "scripts" / "bench_official.py"
 #: Final matches agree within these (../shared/parity/README.md).
 MATCH_TOLERANCE_PX, CONFIDENCE_TOLERANCE = 1e-3, 1e-5
 
@@ -224,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     official_code = args.reference / "edm_official"
-    official = official_python(args.official_venv) if official_code.is_dir() else None
+    comparable = official_code.is_dir() and OFFICIAL_WORKER.is_file()  # a checkout beside shared/
+    official = official_python(args.official_venv) if comparable else None
     if official is None:
         print(f"[bench] {official_code} absent: timing edm_ros only", flush=True)
     weights = args.weights or default_weights(args.parity, args.out)

@@ -3,7 +3,7 @@
 Run as a script by the official implementation's own Python (never imported by edm_ros, and it
 imports nothing of edm_ros):
 
-    .official-venv/bin/python edm_ros/cli/bench_official.py --reference DIR --inputs X.npz \
+    .official-venv/bin/python scripts/bench_official.py --reference DIR --inputs X.npz \
         --weights W.ckpt --runs 3 --threads 2
 
 ``DIR`` is the official code (``src/``, ``configs/``). Prints one JSON line: run times, median
