@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Literal, overload
 
 
@@ -27,3 +28,28 @@ def parse_size(text: str, *, allow_auto: bool = False) -> tuple[int, int] | None
         expected = "640x480 or 'auto'" if allow_auto else "640x480"
         raise argparse.ArgumentTypeError(f"size must look like {expected}, got {text!r}") from err
     return width, height
+
+
+def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--weights PATH`` or ``--random-weights`` (at most one; neither = the package's weights).
+
+    Pass ``weights_choice(args)`` on as the ``weights`` of :class:`edm_ros.matcher.EDMMatcher`.
+    """
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument(
+        "--weights",
+        type=Path,
+        help="EDM checkpoint (official edm_outdoor.ckpt); default: the package's own weights",
+    )
+    weights.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="seeded random weights: tests the plumbing, the matches are meaningless",
+    )
+
+
+def weights_choice(args: argparse.Namespace) -> Path | str | None:
+    """What :func:`add_weights_arguments` parsed: a file, "random", or None (the default)."""
+    from edm_ros.model.checkpoint import RANDOM_WEIGHTS
+
+    return RANDOM_WEIGHTS if args.random_weights else args.weights

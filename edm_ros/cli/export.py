@@ -24,10 +24,9 @@ from edm_ros.backends.export import (
     topk_ratio_for,
 )
 from edm_ros.backends.options import PRECISIONS, default_cache_dir
-from edm_ros.cli.arguments import parse_size
+from edm_ros.cli.arguments import add_weights_arguments, parse_size, weights_choice
 from edm_ros.errors import EDMError
 from edm_ros.matcher import build_model
-from edm_ros.model.checkpoint import RANDOM_WEIGHTS
 from edm_ros.model.config import MatcherConfig, num_candidates
 from edm_ros.model.edm import EDM
 
@@ -37,15 +36,7 @@ VERIFY_TOLERANCE = 1e-4
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edm-export", description=__doc__.splitlines()[0])
-    weights = parser.add_mutually_exclusive_group()
-    weights.add_argument(
-        "--weights",
-        type=Path,
-        help="EDM checkpoint (official edm_outdoor.ckpt); default: the package's own weights",
-    )
-    weights.add_argument(
-        "--random-weights", action="store_true", help="seeded random weights (plumbing tests)"
-    )
+    add_weights_arguments(parser)
     parser.add_argument(
         "--size", type=parse_size, default=MatcherConfig.input_size, help="network input WxH"
     )
@@ -103,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             fine_threshold=args.fine_threshold,
             border=args.border,
         )
-        weights = RANDOM_WEIGHTS if args.random_weights else args.weights
+        weights = weights_choice(args)
         built = build_model(weights, topk_ratio=config.topk_ratio)
         model = built.model
         spec = GraphSpec(args.size, args.batch_size, num_candidates(args.size, ratio), args.opset)

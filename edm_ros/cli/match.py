@@ -12,11 +12,10 @@ from pathlib import Path
 import cv2
 
 from edm_ros.backends import BACKENDS
-from edm_ros.cli.arguments import parse_size
+from edm_ros.cli.arguments import add_weights_arguments, parse_size, weights_choice
 from edm_ros.data.images import read_grey
 from edm_ros.errors import EDMError
 from edm_ros.matcher import EDMMatcher
-from edm_ros.model.checkpoint import RANDOM_WEIGHTS
 from edm_ros.model.config import MatcherConfig
 from edm_ros.results import MatchResult
 from edm_ros.visualization import draw_matches
@@ -26,17 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edm-match", description=__doc__)
     parser.add_argument("image0", type=Path)
     parser.add_argument("image1", type=Path)
-    weights = parser.add_mutually_exclusive_group()
-    weights.add_argument(
-        "--weights",
-        type=Path,
-        help="EDM checkpoint (official edm_outdoor.ckpt); default: the package's own weights",
-    )
-    weights.add_argument(
-        "--random-weights",
-        action="store_true",
-        help="seeded random weights: tests the plumbing, the matches are meaningless",
-    )
+    add_weights_arguments(parser)
     parser.add_argument(
         "--size",
         type=functools.partial(parse_size, allow_auto=True),
@@ -79,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         image0, image1 = read_grey(args.image0), read_grey(args.image1)
         matcher = EDMMatcher(
-            RANDOM_WEIGHTS if args.random_weights else args.weights,
+            weights_choice(args),
             device=args.device,
             config=MatcherConfig(
                 input_size=args.size, match_threshold=args.threshold, border=args.border

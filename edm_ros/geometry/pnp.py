@@ -14,7 +14,7 @@ import numpy as np
 
 from edm_ros.errors import ConfigError, InputError
 from edm_ros.geometry.camera import as_points_px
-from edm_ros.geometry.pose import MIN_SIGMA_PX, RelativePose, inverse_information
+from edm_ros.geometry.pose import RelativePose, least_squares_covariance
 
 MIN_PNP_POINTS = 6  # below this the 6-DoF least squares has no redundancy
 _PNP_ITERATIONS = 1000  # RANSAC cap; the adaptive stopping usually ends far earlier
@@ -35,7 +35,7 @@ def pose_from_points(
     RANSAC over EPnP samples (OpenCV `solvePnPRansac`), Levenberg-Marquardt refinement on the
     inliers, inliers re-selected with the refined pose. The covariance is the Gauss-Newton
     approximation sigma^2 (J^T J)^-1 of the inlier reprojection residuals, sigma^2 their residual
-    variance in pixels (at least MIN_SIGMA_PX^2).
+    variance in pixels (at least pose.MIN_SIGMA_PX^2).
 
     Args:
         points_ref_m: [N, 3] points in the reference camera's optical frame, metres; rows with
@@ -164,13 +164,5 @@ def pnp_covariance(
             points_ref_m, points_cur_px, intrinsics, rotation, translation_ref_cur + params[:3]
         )
 
-    jacobian = np.empty((2 * len(points_ref_m), 6))
-    for column in range(6):
-        step = np.zeros(6)
-        step[column] = _JACOBIAN_STEP
-        jacobian[:, column] = (residuals(step) - residuals(-step)) / (2 * _JACOBIAN_STEP)
-    residual = residuals(np.zeros(6))
-    dof = max(len(residual) - 6, 1)
-    sigma_sq = max(float(residual @ residual) / dof, MIN_SIGMA_PX**2)
-    covariance = sigma_sq * inverse_information(jacobian.T @ jacobian)
+    covariance = least_squares_covariance(residuals, 6, _JACOBIAN_STEP)
     return 0.5 * (covariance + covariance.T)

@@ -8,6 +8,7 @@ OpenCV and poselib return the inverse (`X_cur = R @ X_ref + t`); it is inverted 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, get_args
 
@@ -316,15 +317,7 @@ def monocular_pose_covariance(
         rotation, translation = perturb_pose(rotation_ref_cur, direction, params)
         return focal_px * _sampson_residuals(rays_ref, rays_cur, rotation, translation)
 
-    jacobian = np.empty((len(rays_ref), 5))
-    for index in range(5):
-        step = np.zeros(5)
-        step[index] = _JACOBIAN_STEP
-        jacobian[:, index] = (residuals_px(step) - residuals_px(-step)) / (2 * _JACOBIAN_STEP)
-    residuals = residuals_px(np.zeros(5))
-    dof = max(len(residuals) - 5, 1)
-    sigma_sq = max(float(residuals @ residuals) / dof, MIN_SIGMA_PX**2)
-    covariance_5 = sigma_sq * inverse_information(jacobian.T @ jacobian)
+    covariance_5 = least_squares_covariance(residuals_px, 5, _JACOBIAN_STEP)
     mapping = tangent_to_pose_jacobian(direction)
     covariance = mapping @ covariance_5 @ mapping.T
     covariance[:3, :3] += UNKNOWN_VARIANCE * np.outer(direction, direction)
@@ -341,6 +334,31 @@ def tangent_to_pose_jacobian(translation_ref_cur: np.ndarray) -> np.ndarray:
     mapping[:3, 3:] = tangent_basis(translation_ref_cur)
     mapping[3:, :3] = np.eye(3)
     return mapping
+
+
+def least_squares_covariance(
+    residuals_px: Callable[[np.ndarray], np.ndarray], num_params: int, step: float
+) -> np.ndarray:
+    """Gauss-Newton covariance of a fit at its optimum: sigma^2 (J^T J)^-1.
+
+    Args:
+        residuals_px: parameter offset [P] -> residuals [R] in pixels (the fit sits at offset 0).
+        num_params: P.
+        step: central-difference step of the numerical Jacobian J [R, P].
+
+    Returns:
+        [P, P]; sigma^2 is the residual variance (R - P degrees of freedom), at least
+        MIN_SIGMA_PX^2 so that exact data does not claim infinite certainty.
+    """
+    residuals = residuals_px(np.zeros(num_params))
+    jacobian = np.empty((len(residuals), num_params))
+    for index in range(num_params):
+        offset = np.zeros(num_params)
+        offset[index] = step
+        jacobian[:, index] = (residuals_px(offset) - residuals_px(-offset)) / (2 * step)
+    dof = max(len(residuals) - num_params, 1)
+    sigma_sq = max(float(residuals @ residuals) / dof, MIN_SIGMA_PX**2)
+    return sigma_sq * inverse_information(jacobian.T @ jacobian)
 
 
 def inverse_information(information: np.ndarray) -> np.ndarray:
