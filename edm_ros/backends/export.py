@@ -1,4 +1,4 @@
-"""Export EDM to ONNX with static shapes (the deploy graph) and find the graph a backend runs.
+"""Export EDM to ONNX with static shapes (the deploy graph).
 
 The graph takes one input, ``pairs`` [B, 2, H, W] float32 in [0, 1] (image0 and image1 on the
 channel axis, as the official deploy export), and returns the fields of
@@ -20,28 +20,22 @@ import importlib
 import json
 import logging
 import warnings
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from edm_ros.backends.engine_cache import (
-    ArtifactCache,
-    OnnxKey,
     file_sha256,
     read_sidecar,
     sidecar_path,
     write_atomically,
 )
-from edm_ros.backends.options import BackendOptions
-from edm_ros.errors import BackendError, ConfigError, InputError
+from edm_ros.errors import BackendError, ConfigError
 from edm_ros.model.config import COARSE_STRIDE, MatcherConfig, check_network_size, num_candidates
 from edm_ros.model.edm import EDM, Candidates
-from edm_ros.model.selection import CandidateArrays
 
 if TYPE_CHECKING:
     import onnx
@@ -195,7 +189,7 @@ def export_onnx(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     proto = export_graph(model, spec)
-    onnx = _import("onnx", "onnx")
+    onnx = import_optional("onnx", "onnx")
     write_atomically(path, lambda tmp: onnx.save_model(proto, str(tmp)))
     metadata = _metadata(model, spec, config or MatcherConfig(), weights_source, path)
     sidecar = json.dumps(dataclasses.asdict(metadata), indent=2)
@@ -205,8 +199,8 @@ def export_onnx(
 
 def export_graph(model: EDM, spec: GraphSpec) -> onnx.ModelProto:
     """Trace ``model`` to a checked, static-shape ONNX graph (in memory)."""
-    onnx = _import("onnx", "onnx")
-    optimizer = _import("onnxscript.optimizer", "onnxscript")
+    onnx = import_optional("onnx", "onnx")
+    optimizer = import_optional("onnxscript.optimizer", "onnxscript")
     if spec.num_candidates > TENSORRT_MAX_TOPK:
         logger.warning(
             "K=%d: TensorRT's TopK layer accepts K <= %d; this graph runs on ONNX Runtime only",
@@ -249,7 +243,7 @@ def check_graph(proto: onnx.ModelProto, spec: GraphSpec) -> None:
     Raises:
         BackendError: naming the first problem found.
     """
-    onnx = _import("onnx", "onnx")
+    onnx = import_optional("onnx", "onnx")
     from edm_ros.backends.onnx_opset import static_shape
 
     try:
@@ -304,7 +298,7 @@ def exporter_versions() -> dict[str, str]:
     """Versions of what shapes the exported graph: our export code, torch, onnxscript, onnx."""
     versions = {"edm_ros_export": _code_sha256()[:16], "torch": torch.__version__}
     for package in ("onnxscript", "onnx"):
-        versions[package] = getattr(_import(package, package), "__version__", "unknown")
+        versions[package] = getattr(import_optional(package, package), "__version__", "unknown")
     return versions
 
 
@@ -334,151 +328,7 @@ def read_metadata(path: str | Path) -> ExportMetadata | None:
         return None
 
 
-# --------------------------------------------------------------------------------------------
-# Which graph a backend runs
-
-
-def onnx_for_backend(model: EDM, config: MatcherConfig, options: BackendOptions) -> Path:
-    """The ONNX graph a backend should run for ``model`` and ``config``.
-
-    With ``options.onnx_path``: that file, after checking its sidecar against the model's weights,
-    the input size and K. Otherwise: the graph exported from ``model`` into the cache (exported
-    now if the cache holds none for these weights, shapes and exporter versions).
-
-    Raises:
-        ConfigError: no fixed input size, or a given graph that does not fit the configuration.
-        BackendError: the export failed or the given file does not exist.
-    """
-    if config.input_size is None:
-        raise ConfigError(
-            "exported-graph backends need a fixed input size; set input_size=(W, H) (node "
-            "parameters input_width/input_height) or use backend 'torch'"
-        )
-    spec = GraphSpec.for_model(model, config.input_size, options.batch_size)
-    if options.onnx_path is not None:
-        return _checked_onnx_file(Path(options.onnx_path), model, spec)
-    key = OnnxKey(
-        weights_sha256=weights_sha256(model),
-        architecture=repr(model.config),
-        input_shape=spec.input_shape,
-        num_candidates=spec.num_candidates,
-        opset=spec.opset,
-        exporter=json.dumps(exporter_versions(), sort_keys=True),
-    )
-    cache = ArtifactCache(options.resolved_cache_dir(), ".onnx", "ONNX graph")
-
-    def build(temporary: Path) -> dict[str, Any]:
-        proto = export_graph(model, spec)
-        _import("onnx", "onnx").save_model(proto, str(temporary))
-        return {"onnx_sha256": file_sha256(temporary)}
-
-    return cache.get_or_build(key, build, rebuild=options.rebuild)
-
-
-def check_graph_fits(
-    source: Path, input_size: tuple[int, int], k: int, model: EDM, config: MatcherConfig
-) -> None:
-    """Raise ConfigError unless a loaded graph's (W, H) and K are what ``config`` asks for."""
-    assert config.input_size is not None  # onnx_for_backend checked it
-    wanted_k = num_candidates(config.input_size, model.topk_ratio)
-    if (tuple(input_size), k) != (config.input_size, wanted_k):
-        raise ConfigError(
-            f"{source} takes {input_size[0]}x{input_size[1]} with K={k}; this matcher needs "
-            f"{config.input_size[0]}x{config.input_size[1]} with K={wanted_k}"
-        )
-
-
-def _checked_onnx_file(path: Path, model: EDM, spec: GraphSpec) -> Path:
-    if not path.is_file():
-        raise BackendError(f"{path}: no such ONNX file; create it with edm-export")
-    metadata = read_metadata(path)
-    if metadata is None:
-        logger.warning("%s has no edm-export sidecar (.json): weights and shapes unchecked", path)
-        return path
-    problems = []
-    if tuple(metadata.input_size) != spec.input_size:
-        problems.append(f"input size {tuple(metadata.input_size)} != {spec.input_size}")
-    if metadata.num_candidates != spec.num_candidates:
-        problems.append(f"K {metadata.num_candidates} != {spec.num_candidates} (topk_ratio)")
-    if metadata.weights_sha256 != weights_sha256(model):
-        problems.append(f"weights differ (graph from {metadata.weights_source or 'unknown'})")
-    if problems:
-        raise ConfigError(
-            f"{path} does not fit this matcher: {'; '.join(problems)}. Export it again with "
-            "edm-export for these weights and settings, or change the settings."
-        )
-    return path
-
-
-def run_in_fixed_batches(
-    pairs: np.ndarray, batch_size: int, run_batch: Callable[[np.ndarray], Sequence[np.ndarray]]
-) -> CandidateArrays:
-    """Run a static-batch graph on any number of pairs (chunks; the last one zero-padded).
-
-    Args:
-        pairs: [N, 2, H, W] float32.
-        batch_size: the graph's B.
-        run_batch: runs one [B, 2, H, W] batch, returns the outputs in Candidates order.
-
-    Returns:
-        Candidates for the N pairs, [N, K, ...].
-    """
-    chunks = []
-    for start in range(0, pairs.shape[0], batch_size):
-        chunk = pairs[start : start + batch_size]
-        count = chunk.shape[0]
-        if count < batch_size:
-            padding = np.zeros((batch_size - count, *chunk.shape[1:]), chunk.dtype)
-            chunk = np.concatenate([chunk, padding])
-        chunks.append([np.asarray(out)[:count] for out in run_batch(np.ascontiguousarray(chunk))])
-    return CandidateArrays(*(np.concatenate(parts) for parts in zip(*chunks)))
-
-
-@dataclass(frozen=True)
-class CandidateComparison:
-    """How far two backends' candidates for one pair agree."""
-
-    pair_overlap: float  # |common (cell0, cell1) pairs| / K
-    max_difference: dict[str, float]  # per value field, max |a - b| over the common pairs
-
-
-def compare_candidates(reference: CandidateArrays, other: CandidateArrays) -> CandidateComparison:
-    """Compare one pair's candidates ([K, ...]) as sets of (cell0, cell1) pairs.
-
-    Runtimes may order near-tied top-K rows differently (random weights make many ties), so the
-    rows are matched by their coarse cells, not by position.
-    """
-    rows_ref = {_cells(reference, i): i for i in range(len(reference.confidence))}
-    rows_other = {_cells(other, i): i for i in range(len(other.confidence))}
-    common = sorted(rows_ref.keys() & rows_other.keys())
-    index_ref = np.array([rows_ref[c] for c in common], dtype=np.int64)
-    index_other = np.array([rows_other[c] for c in common], dtype=np.int64)
-    differences = {
-        name: float(np.abs(getattr(reference, name)[index_ref]
-                           - getattr(other, name)[index_other]).max(initial=0.0))
-        for name in OUTPUT_NAMES if not name.startswith("points")
-    }  # fmt: skip
-    return CandidateComparison(len(common) / max(1, len(rows_ref)), differences)
-
-
-def _cells(candidates: CandidateArrays, row: int) -> tuple[float, ...]:
-    return (*candidates.points0[row].tolist(), *candidates.points1[row].tolist())
-
-
-def check_pairs(pairs: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
-    """Validate backend input [N, 2, H, W] against the graph's (W, H); returns float32."""
-    width, height = input_size
-    if (
-        not isinstance(pairs, np.ndarray)
-        or pairs.ndim != 4
-        or pairs.shape[1:] != (2, height, width)
-    ):
-        shape = getattr(pairs, "shape", type(pairs).__name__)
-        raise InputError(f"expected pairs of shape [N, 2, {height}, {width}], got {shape}")
-    return np.ascontiguousarray(pairs, dtype=np.float32)
-
-
-def _import(module: str, package: str) -> Any:
+def import_optional(module: str, package: str) -> Any:
     """Import an optional module, or raise BackendError naming the pip package."""
     try:
         return importlib.import_module(module)

@@ -9,9 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from edm_ros.backends.export import (
-    INPUT_NAME,
-    OUTPUT_NAMES,
+from edm_ros.backends.export import INPUT_NAME, OUTPUT_NAMES
+from edm_ros.backends.graphs import (
     check_graph_fits,
     check_pairs,
     onnx_for_backend,

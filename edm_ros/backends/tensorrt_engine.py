@@ -18,9 +18,8 @@ import torch
 from torch import Tensor
 
 from edm_ros.backends.engine_cache import ArtifactCache, EngineKey, file_sha256
-from edm_ros.backends.export import (
-    INPUT_NAME,
-    OUTPUT_NAMES,
+from edm_ros.backends.export import INPUT_NAME, OUTPUT_NAMES
+from edm_ros.backends.graphs import (
     check_graph_fits,
     check_pairs,
     onnx_for_backend,

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from edm_ros.backends import BackendOptions, CandidateArrays, create_backend
-from edm_ros.backends.export import compare_candidates
+from edm_ros.backends.graphs import compare_candidates
 from edm_ros.cli.export import parse_size, textured_pair
 from edm_ros.errors import EDMError
 from edm_ros.matcher import build_model

@@ -19,10 +19,10 @@ from edm_ros.backends.export import (
     DEFAULT_OPSET,
     SUPPORTED_OPSETS,
     GraphSpec,
-    compare_candidates,
     export_onnx,
     topk_ratio_for,
 )
+from edm_ros.backends.graphs import compare_candidates
 from edm_ros.backends.options import PRECISIONS, default_cache_dir
 from edm_ros.cli.arguments import add_weights_arguments, parse_size, weights_choice
 from edm_ros.errors import EDMError

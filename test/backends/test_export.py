@@ -12,14 +12,13 @@ from edm_ros.backends.engine_cache import file_sha256
 from edm_ros.backends.export import (
     OUTPUT_NAMES,
     GraphSpec,
-    compare_candidates,
     export_graph,
     export_onnx,
     read_metadata,
-    run_in_fixed_batches,
     topk_ratio_for,
     weights_sha256,
 )
+from edm_ros.backends.graphs import compare_candidates, run_in_fixed_batches
 from edm_ros.backends.onnx_opset import lower_to_opset17
 from edm_ros.backends.pytorch import TorchBackend
 from edm_ros.errors import BackendError, ConfigError

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edm_ros.backends import BackendOptions, create_backend
-from edm_ros.backends.export import compare_candidates
+from edm_ros.backends.graphs import compare_candidates
 from edm_ros.backends.onnx_runtime import OnnxRuntimeBackend, choose_provider, provider_list
 from edm_ros.backends.pytorch import TorchBackend
 from edm_ros.errors import BackendError, ConfigError, InputError

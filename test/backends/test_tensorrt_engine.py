@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from edm_ros.backends import BackendOptions
-from edm_ros.backends.export import compare_candidates
+from edm_ros.backends.graphs import compare_candidates
 from edm_ros.backends.pytorch import TorchBackend
 from edm_ros.errors import BackendError
 from edm_ros.matcher import EDMMatcher
