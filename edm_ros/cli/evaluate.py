@@ -29,7 +29,12 @@ from edm_ros.data.datasets import find_datasets
 from edm_ros.data.pairs import Dataset
 from edm_ros.errors import ConfigError, EDMError
 from edm_ros.evaluation.baselines import EDMOptions, NamedMatcher, build_matcher
-from edm_ros.evaluation.latency import LatencyPoint, latency_vs_batch, latency_vs_resolution
+from edm_ros.evaluation.latency import (
+    LatencyPoint,
+    LatencyResults,
+    latency_vs_batch,
+    latency_vs_resolution,
+)
 from edm_ros.evaluation.odometry import (
     OdometryResult,
     OdometrySequence,
@@ -38,7 +43,7 @@ from edm_ros.evaluation.odometry import (
     rendered_sequences,
     run_odometry,
 )
-from edm_ros.evaluation.report import LatencyResults, ReportContext, write_report
+from edm_ros.evaluation.report import ReportContext, write_report
 from edm_ros.evaluation.runner import evaluate, load_grey
 from edm_ros.model.config import MatcherConfig
 

@@ -116,3 +116,11 @@ def latency_vs_batch(
         call_ms = _median_ms(functools.partial(matcher.matcher.match_batch, batch), repeats, warmup)
         points.append(LatencyPoint(matcher.name, width, height, batch_size, call_ms, repeats))
     return points
+
+
+@dataclass(frozen=True)
+class LatencyResults:
+    """The latency sweeps shown in the report (either may be empty)."""
+
+    resolution: tuple[LatencyPoint, ...] = ()
+    batch: tuple[LatencyPoint, ...] = ()

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from edm_ros.evaluation.baselines import NamedMatcher
-from edm_ros.evaluation.latency import LatencyPoint
+from edm_ros.evaluation.latency import LatencyPoint, LatencyResults
 from edm_ros.evaluation.metrics import (
     HOMOGRAPHY_AUC_THRESHOLDS_PX,
     POSE_AUC_THRESHOLDS_DEG,
@@ -30,6 +30,7 @@ from edm_ros.evaluation.metrics import (
 )
 from edm_ros.evaluation.odometry import OdometryResult, odometry_section
 from edm_ros.evaluation.plots import Curve, cumulative_curve, plot_curves
+from edm_ros.evaluation.records import json_ready, results_json
 from edm_ros.evaluation.runner import (
     EPIPOLAR_PRECISION_PX,
     HOMOGRAPHY_THRESHOLD_PX,
@@ -376,79 +377,11 @@ def _visualisation_section(
     return lines
 
 
-@dataclass(frozen=True)
-class LatencyResults:
-    """The latency sweeps shown in the report (either may be empty)."""
-
-    resolution: tuple[LatencyPoint, ...] = ()
-    batch: tuple[LatencyPoint, ...] = ()
-
-
-def _pair_record(pair: PosePairResult | HomographyPairResult) -> dict[str, object]:
-    """JSON-ready numbers of one pair (no match arrays)."""
-    record: dict[str, object] = {"name": pair.name}
-    if isinstance(pair, PosePairResult):
-        record.update(
-            matches=len(pair.matches),
-            precision=pair.precision,
-            precision_px=pair.precision_px,
-            latency_ms=pair.latency_ms,
-            inference_ms=pair.matches.inference_ms,
-        )
-        for estimator, estimate in pair.estimates.items():
-            record[estimator] = {
-                "success": estimate.success,
-                "error_deg": estimate.error_deg,
-                "rotation_error_deg": estimate.rotation_error_deg,
-                "translation_error_deg": estimate.translation_error_deg,
-                "inliers": estimate.num_inliers,
-            }
-        if pair.stereo is not None:
-            record["stereo"] = {
-                "median_abs_vertical_disparity_px": pair.stereo.median_abs_vertical_disparity_px,
-                "baseline_direction_error_deg": pair.stereo.baseline_direction_error_deg,
-            }
-    else:
-        record.update(
-            matches=len(pair.matches),
-            precision=pair.precision,
-            corner_error_px=pair.corner_error_px,
-            inliers=pair.num_inliers,
-            latency_ms=pair.latency_ms,
-            inference_ms=pair.matches.inference_ms,
-        )
-    return record
-
-
-def _results_json(evaluations: Sequence[Evaluation], latency: LatencyResults) -> dict[str, object]:
-    entries = []
-    for evaluation in evaluations:
-        entry: dict[str, object] = {
-            "dataset": evaluation.dataset.name,
-            "matcher": evaluation.matcher,
-            "seconds": evaluation.seconds,
-        }
-        if isinstance(evaluation, PoseEvaluation):
-            entry["auc"] = {e: evaluation.auc(e) for e in POSE_ESTIMATORS}
-        else:
-            entry["auc"] = evaluation.auc()
-        entry["pairs"] = [_pair_record(pair) for pair in evaluation.pairs]
-        entries.append(entry)
-    return {
-        "evaluations": entries,
-        "latency": [
-            vars(p) | {"kind": kind}
-            for kind, points in (("resolution", latency.resolution), ("batch", latency.batch))
-            for p in points
-        ],
-    }
-
-
 def write_report(
     folder: str | Path,
     evaluations: Sequence[Evaluation],
     context: ReportContext,
-    latency: LatencyResults = LatencyResults(),
+    latency: LatencyResults | None = None,
     visualised_pairs: int = 2,
     odometry: Sequence[OdometryResult] = (),
 ) -> Path:
@@ -458,14 +391,14 @@ def write_report(
         folder: output folder.
         evaluations: results of the runners, any mix of datasets and matchers.
         context: header information (command, device, matchers and their weights).
-        latency: latency sweeps to tabulate and plot.
+        latency: latency sweeps to tabulate and plot (None: none).
         visualised_pairs: match drawings for the first this many pairs of each dataset.
         odometry: stereo visual-odometry runs (a section with a table and a trajectory plot).
 
     Returns:
         The path of report.md.
     """
-    folder = Path(folder)
+    folder, latency = Path(folder), latency or LatencyResults()
     figures = folder / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     lines = _header(context)
@@ -481,21 +414,10 @@ def write_report(
     lines += _visualisation_section(evaluations, figures, visualised_pairs)
     report = folder / "report.md"
     report.write_text("\n".join(lines))
-    results = _results_json(evaluations, latency)
+    results = results_json(evaluations, latency)
     results["odometry"] = [
         {"matcher": r.matcher, "sequence": r.sequence, **dataclasses.asdict(r.metrics)}
         for r in odometry
     ]
-    (folder / "results.json").write_text(json.dumps(_json_ready(results), indent=1))
+    (folder / "results.json").write_text(json.dumps(json_ready(results), indent=1))
     return report
-
-
-def _json_ready(value: object) -> object:
-    """numpy values to Python; JSON has no inf or NaN, so failures become null."""
-    if isinstance(value, dict):
-        return {key: _json_ready(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(item) for item in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    return None if isinstance(value, float) and not math.isfinite(value) else value

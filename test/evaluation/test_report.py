@@ -11,8 +11,8 @@ import pytest
 
 from edm_ros.data.pairs import HomographyDataset, HomographyPair
 from edm_ros.evaluation.baselines import NamedMatcher
-from edm_ros.evaluation.latency import LatencyPoint
-from edm_ros.evaluation.report import LatencyResults, ReportContext, write_report
+from edm_ros.evaluation.latency import LatencyPoint, LatencyResults
+from edm_ros.evaluation.report import ReportContext, write_report
 from edm_ros.evaluation.runner import evaluate
 from test.evaluation.oracle import OracleMatcher, oracle
 from test.evaluation.scene import blank_images
