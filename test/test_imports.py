@@ -95,3 +95,17 @@ def test_no_two_modules_import_each_other():
         if first < second and first in graph.get(second, set())
     )
     assert mutual == [], f"modules importing each other: {mutual}"
+
+
+@pytest.mark.parametrize("layer", ["edm_ros.geometry", "edm_ros.data"])
+def test_geometry_and_data_import_nothing_else_of_the_package(layer):
+    """The lowest layers: numpy and OpenCV code that everything else may build on."""
+    allowed = (layer, "edm_ros.errors")
+    reaching_out = sorted(
+        (name, module)
+        for name, imported in _import_graph().items()
+        if name.startswith(layer)
+        for module in imported
+        if module.startswith("edm_ros") and not module.startswith(allowed)
+    )
+    assert reaching_out == [], f"{layer} imports other parts of edm_ros: {reaching_out}"
