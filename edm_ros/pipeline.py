@@ -28,11 +28,7 @@ from edm_ros.geometry.keyframes import KeyframePolicy, keyframe_reason, median_p
 from edm_ros.geometry.odometry import OdometryIntegrator, OdometryStep
 from edm_ros.geometry.pnp import MIN_PNP_POINTS, pose_from_points
 from edm_ros.geometry.pose import PoseMethod, RelativePose, relative_pose_from_matches
-from edm_ros.geometry.stereo import (
-    StereoPoints,
-    points_at_stereo_depth,
-    triangulate_stereo_points,
-)
+from edm_ros.geometry.stereo import StereoPoints, points_at_stereo_depth, triangulate_stereo_points
 from edm_ros.results import MatchResult
 
 PairMode = Literal["stereo", "sequential"]
@@ -319,9 +315,13 @@ class MatchingPipeline:
             (temporal,) = self._matcher.match_batch([(reference.image, frame.image)])
             pose = sequential_pose(self.config, temporal, reference, frame)
         temporal_pair = PairMatches(
-            "sequential", reference.stamp, current.stamp, temporal,
-            pose.inlier_mask if pose.success else None, (reference.image, current.image),
-        )  # fmt: skip
+            "sequential",
+            reference.stamp,
+            current.stamp,
+            temporal,
+            pose.inlier_mask if pose.success else None,
+            (reference.image, current.image),
+        )
         if not pose.success:
             return self._lost(frame, pose, (*leading, temporal_pair), reference.stamp)
         self._lost_frames = 0
@@ -338,9 +338,17 @@ class MatchingPipeline:
                 f"{num_matches} matches < few_matches_warning {self.config.few_matches_warning:d}"
             )
         return PipelineOutput(
-            (*leading, temporal_pair), pose, reference.stamp, current.stamp, state, reason, "",
-            num_matches, new_keyframe, odometry,
-        )  # fmt: skip
+            (*leading, temporal_pair),
+            pose,
+            reference.stamp,
+            current.stamp,
+            state,
+            reason,
+            "",
+            num_matches,
+            new_keyframe,
+            odometry,
+        )
 
     def _lost(
         self,
@@ -360,9 +368,17 @@ class MatchingPipeline:
             self._set_keyframe(frame, pairs[0].result if isinstance(frame, StereoFrame) else None)
             self._odometry.start(_stamp_of(frame).stamp_ns)
         return PipelineOutput(
-            pairs, pose, reference, _stamp_of(frame), TrackingState.LOST, reason, "",
-            len(pose.inlier_mask), restart, None,
-        )  # fmt: skip
+            pairs,
+            pose,
+            reference,
+            _stamp_of(frame),
+            TrackingState.LOST,
+            reason,
+            "",
+            len(pose.inlier_mask),
+            restart,
+            None,
+        )
 
     def _set_keyframe(self, frame: MonoFrame | StereoFrame, stereo: MatchResult | None) -> None:
         """``frame`` becomes the reference of the next frames (stereo: with its stereo matches)."""
@@ -445,15 +461,18 @@ def stereo_pose(
     for name, frame in (("keyframe", reference), ("current frame", current)):
         if frame.projection_left is None or frame.projection_right is None:
             problem = frame.left.camera_problem or frame.right.camera_problem or "no stereo P"
-            return RelativePose.failure(f"{name}: no stereo calibration ({problem})", num_matches,
-                                        metric=True)  # fmt: skip
+            return RelativePose.failure(
+                f"{name}: no stereo calibration ({problem})", num_matches, metric=True
+            )
     assert reference.projection_left is not None and current.projection_left is not None
     if keyframe.stereo_points is None or keyframe.stereo_left_px is None:
         return RelativePose.failure("keyframe has no stereo depth", num_matches, metric=True)
     points_ref_m = points_at_stereo_depth(
-        temporal.keypoints0, keyframe.stereo_left_px, keyframe.stereo_points,
+        temporal.keypoints0,
+        keyframe.stereo_left_px,
+        keyframe.stereo_points,
         reference.projection_left,
-    )  # fmt: skip
+    )
     return pose_from_points(
         points_ref_m,
         temporal.keypoints1,

@@ -79,9 +79,23 @@ def test_mypy():
 
 
 # Top-level modules from pip (rosdep keys or pip, in package.xml's comments), not ROS packages.
-PYTHON_DEPENDENCIES = {"torch", "numpy", "cv2", "yaml", "psutil", "onnx", "onnxruntime",
-                       "onnxscript", "tensorrt", "matplotlib", "tqdm", "poselib", "rosbags", "h5py",
-                       "pytest"}  # fmt: skip
+PYTHON_DEPENDENCIES = {
+    "torch",
+    "numpy",
+    "cv2",
+    "yaml",
+    "psutil",
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
+    "tensorrt",
+    "matplotlib",
+    "tqdm",
+    "poselib",
+    "rosbags",
+    "h5py",
+    "pytest",
+}
 
 
 def _imported_modules(path) -> set[str]:

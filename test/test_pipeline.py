@@ -46,21 +46,31 @@ CAMERA = CameraModel(SEQUENCE.K, WIDTH, HEIGHT)
 def _result(points0: np.ndarray, points1: np.ndarray) -> MatchResult:
     count = len(points0)
     return MatchResult(
-        points0.astype(np.float32), points1.astype(np.float32), np.ones(count, np.float32),
-        np.ones(count, np.float32), (WIDTH, HEIGHT), (WIDTH, HEIGHT), 1.0,
-    )  # fmt: skip
+        points0.astype(np.float32),
+        points1.astype(np.float32),
+        np.ones(count, np.float32),
+        np.ones(count, np.float32),
+        (WIDTH, HEIGHT),
+        (WIDTH, HEIGHT),
+        1.0,
+    )
 
 
-def _true_matches(depth: np.ndarray, pose_this_other: np.ndarray, depth_other: np.ndarray,
-                  K: np.ndarray = SEQUENCE.K) -> MatchResult:  # fmt: skip
+def _true_matches(
+    depth: np.ndarray,
+    pose_this_other: np.ndarray,
+    depth_other: np.ndarray,
+    K: np.ndarray = SEQUENCE.K,
+) -> MatchResult:
     """Exact correspondences of a rendered view into another (the weights-free matcher)."""
     grid = grid_points(WIDTH, HEIGHT, 8)
     points1, visible = transfer_points(grid, depth, K, pose_this_other, depth_other)
     return _result(grid[visible], points1[visible])
 
 
-def _stereo_frame(index: int, sequence: StereoSequence = SEQUENCE,
-                  stamp_ns: int | None = None) -> StereoFrame:  # fmt: skip
+def _stereo_frame(
+    index: int, sequence: StereoSequence = SEQUENCE, stamp_ns: int | None = None
+) -> StereoFrame:
     frame = sequence.frames[index]
     stamp_ns = 1_000_000_000 + index * 100_000_000 if stamp_ns is None else stamp_ns
     left = MonoFrame(frame.left, Stamped(stamp_ns, "left_optical"), CAMERA)
@@ -68,8 +78,9 @@ def _stereo_frame(index: int, sequence: StereoSequence = SEQUENCE,
     return StereoFrame(left, right, sequence.projection_left, sequence.projection_right)
 
 
-def _mono_frame(index: int, stamp_ns: int | None = None, camera: CameraModel | None = CAMERA
-                ) -> MonoFrame:  # fmt: skip
+def _mono_frame(
+    index: int, stamp_ns: int | None = None, camera: CameraModel | None = CAMERA
+) -> MonoFrame:
     stamp = Stamped(stamp_ns if stamp_ns is not None else 1_000_000_000 + index, "cam_optical")
     return MonoFrame(SEQUENCE.frames[index].left, stamp, camera, "" if camera else "K is zero")
 
@@ -223,8 +234,9 @@ def test_stereo_pipeline_batches_both_pairs_and_publishes_metric_pose_with_frame
     assert [pair.mode for pair in second.pairs] == ["stereo", "sequential"]
     stereo_pair, temporal_pair = second.pairs
     assert (stereo_pair.reference.frame_id, stereo_pair.current.frame_id) == (
-        "left_optical", "right_optical",
-    )  # fmt: skip
+        "left_optical",
+        "right_optical",
+    )
     assert temporal_pair.reference == _stereo_frame(0).left.stamp
     assert temporal_pair.current == _stereo_frame(1).left.stamp
     assert second.state is TrackingState.OK and second.pose is not None
@@ -332,8 +344,10 @@ def test_config_changes_apply_but_mode_cannot_change(random_matcher) -> None:
 def test_stereo_without_calibration_gives_no_pose_and_says_why() -> None:
     pipeline = MatchingPipeline(GroundTruthMatcher(), PipelineConfig(mode="stereo"))
     uncalibrated = [replace(_stereo_frame(index), projection_right=None) for index in (0, 1)]
-    uncalibrated = [replace(f, right=replace(f.right, camera_problem="P[0,3] gives no baseline"))
-                    for f in uncalibrated]  # fmt: skip
+    uncalibrated = [
+        replace(f, right=replace(f.right, camera_problem="P[0,3] gives no baseline"))
+        for f in uncalibrated
+    ]
     pipeline.process(uncalibrated[0])
     output = pipeline.process(uncalibrated[1])
     assert output.state is TrackingState.LOST and "no stereo calibration" in output.reason

@@ -99,8 +99,10 @@ class GraphSpec:
         """Name -> shape of every output."""
         points = (self.batch_size, self.num_candidates, 2)
         scores = (self.batch_size, self.num_candidates)
-        return {name: points if name.startswith(("points", "offsets")) else scores
-                for name in OUTPUT_NAMES}  # fmt: skip
+        return {
+            name: points if name.startswith(("points", "offsets")) else scores
+            for name in OUTPUT_NAMES
+        }
 
 
 @dataclass(frozen=True)

@@ -150,10 +150,14 @@ def compare_candidates(reference: CandidateArrays, other: CandidateArrays) -> Ca
     index_ref = np.array([rows_ref[c] for c in common], dtype=np.int64)
     index_other = np.array([rows_other[c] for c in common], dtype=np.int64)
     differences = {
-        name: float(np.abs(getattr(reference, name)[index_ref]
-                           - getattr(other, name)[index_other]).max(initial=0.0))
-        for name in OUTPUT_NAMES if not name.startswith("points")
-    }  # fmt: skip
+        name: float(
+            np.abs(getattr(reference, name)[index_ref] - getattr(other, name)[index_other]).max(
+                initial=0.0
+            )
+        )
+        for name in OUTPUT_NAMES
+        if not name.startswith("points")
+    }
     return CandidateComparison(len(common) / max(1, len(rows_ref)), differences)
 
 

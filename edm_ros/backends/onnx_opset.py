@@ -99,8 +99,17 @@ def _lower_scatter(node: Any, _: Any, __: Any) -> list[Any]:
     return []
 
 
-_REDUCE_OPS = ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
-               "ReduceMin", "ReduceProd", "ReduceSumSquare")  # fmt: skip
+_REDUCE_OPS = (
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSum",
+    "ReduceLogSumExp",
+    "ReduceMax",
+    "ReduceMean",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceSumSquare",
+)
 _LOWERINGS: dict[str, Callable[[Any, dict[str, np.ndarray], dict], list[Any]]] = {
     **dict.fromkeys(_REDUCE_OPS, _lower_reduce),
     "Split": _lower_split,

@@ -113,8 +113,13 @@ def build_engine(onnx_path: Path, precision: Precision, destination: Path) -> di
     return {"onnx_path": str(onnx_path)}
 
 
-_TORCH_DTYPES = {"FLOAT": torch.float32, "HALF": torch.float16, "INT32": torch.int32,
-                 "INT64": torch.int64, "BOOL": torch.bool}  # fmt: skip
+_TORCH_DTYPES = {
+    "FLOAT": torch.float32,
+    "HALF": torch.float16,
+    "INT32": torch.int32,
+    "INT64": torch.int64,
+    "BOOL": torch.bool,
+}
 
 
 class TensorRTBackend:

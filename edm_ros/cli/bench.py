@@ -243,17 +243,28 @@ def main(argv: list[str] | None = None) -> int:
                 for side in sides:
                     if side == "edm_ros/onnxruntime" and not coarse_matrix_fits_in_one_piece(size):
                         if round_index == 0:  # what backend "auto" avoids, for the same reason
-                            print(f"[bench] {label} {side}: skipped, the exported graph would hold "
-                                  "the whole coarse similarity matrix", flush=True)  # fmt: skip
+                            print(
+                                f"[bench] {label} {side}: skipped, the exported graph would hold "
+                                "the whole coarse similarity matrix",
+                                flush=True,
+                            )
                         continue
                     if side == "official":
                         assert official is not None
                         command = [
-                            str(official), str(OFFICIAL_WORKER),
-                            "--reference", str(official_code.resolve()),
-                            "--inputs", str(inputs), "--weights", str(weights.resolve()),
-                            "--runs", str(args.runs), "--threads", str(args.threads),
-                        ]  # fmt: skip
+                            str(official),
+                            str(OFFICIAL_WORKER),
+                            "--reference",
+                            str(official_code.resolve()),
+                            "--inputs",
+                            str(inputs),
+                            "--weights",
+                            str(weights.resolve()),
+                            "--runs",
+                            str(args.runs),
+                            "--threads",
+                            str(args.threads),
+                        ]
                     else:
                         command = [
                             sys.executable,
@@ -272,11 +283,14 @@ def main(argv: list[str] | None = None) -> int:
                             "--weights",
                             str(weights),
                         ] + (["--cache-dir", str(args.cache_dir)] if args.cache_dir else [])
-                        command += ["--stereo"] if size == args.stereo_size else []  # fmt: skip
+                        command += ["--stereo"] if size == args.stereo_size else []
                     samples.setdefault((label, side), []).append(run_json(command))
-                    print(f"[bench] round {round_index + 1}/{args.rounds} {label} {side}: "
-                          f"{', '.join(f'{t:.0f}' for t in samples[label, side][-1]['times_ms'])}"
-                          " ms", flush=True)  # fmt: skip
+                    print(
+                        f"[bench] round {round_index + 1}/{args.rounds} {label} {side}: "
+                        f"{', '.join(f'{t:.0f}' for t in samples[label, side][-1]['times_ms'])}"
+                        " ms",
+                        flush=True,
+                    )
     report = summarise(samples, args)
     (args.out / "bench.json").write_text(json.dumps(report, indent=1))
     markdown = markdown_table(report)
@@ -341,8 +355,11 @@ def machine_description() -> str:
     model = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                 if line.startswith("model name")]  # fmt: skip
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in cpuinfo.read_text().splitlines()
+            if line.startswith("model name")
+        ]
         model = names[0] if names else model
     return f"{model}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
 

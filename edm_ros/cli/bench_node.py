@@ -61,13 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--soak-frames", type=int, default=2000)
     parser.add_argument("--soak-warmup-frames", type=int, default=100)
     parser.add_argument("--soak-size", type=parse_size, default=(640, 480), help="image WxH")
-    parser.add_argument("--soak-input-size", type=parse_size, default=(160, 128),
-                        help="soak network input WxH (multiples of 32)")  # fmt: skip
-    parser.add_argument("--frame-timeout-s", type=float, default=60.0,
-                        help="longest wait for one frame's results")  # fmt: skip
+    parser.add_argument(
+        "--soak-input-size",
+        type=parse_size,
+        default=(160, 128),
+        help="soak network input WxH (multiples of 32)",
+    )
+    parser.add_argument(
+        "--frame-timeout-s", type=float, default=60.0, help="longest wait for one frame's results"
+    )
     parser.add_argument("--batch-runs", type=int, default=10)
-    parser.add_argument("--skip", nargs="*", default=[],
-                        choices=("latency", "soak", "batch", "odometry"))  # fmt: skip
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=("latency", "soak", "batch", "odometry")
+    )
     return parser
 
 
@@ -110,10 +116,23 @@ class NodeRun:
         """Run the player to the end (ping-pong); its JSON summary."""
         summary_path = out / f"summary_{name}.json"
         command = [
-            sys.executable, "-m", "edm_ros.ros.player", "--mode", self.mode, "--quiet",
-            "--frames", str(frames), "--width", str(size[0]), "--height", str(size[1]),
-            "--frame-timeout-s", str(self.frame_timeout_s), "--summary-json", str(summary_path),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "edm_ros.ros.player",
+            "--mode",
+            self.mode,
+            "--quiet",
+            "--frames",
+            str(frames),
+            "--width",
+            str(size[0]),
+            "--height",
+            str(size[1]),
+            "--frame-timeout-s",
+            str(self.frame_timeout_s),
+            "--summary-json",
+            str(summary_path),
+        ]
         subprocess.run(command, env=self.env, check=False, timeout=3600)
         return json.loads(summary_path.read_text()) if summary_path.is_file() else {}
 
@@ -231,8 +250,9 @@ def bench_odometry(args: argparse.Namespace, runs: int = 2000) -> dict:
     mounting = mounting_from_parameter((0.1, 0.0, 0.2, -0.5, 0.5, -0.5, 0.5))
     integrator = OdometryIntegrator()
     integrator.start(0)
-    pose = RelativePose(True, "", np.eye(3), np.array([0.0, 0.0, 0.05]), True,
-                        np.ones(500, bool), 1e-6 * np.eye(6))  # fmt: skip
+    pose = RelativePose(
+        True, "", np.eye(3), np.array([0.0, 0.0, 0.05]), True, np.ones(500, bool), 1e-6 * np.eye(6)
+    )
     times = []
     for index in range(1, runs + 1):
         start = time.perf_counter()
@@ -243,8 +263,12 @@ def bench_odometry(args: argparse.Namespace, runs: int = 2000) -> dict:
         if TF_MESSAGE is not None:
             TF_MESSAGE(transforms=[transform_msg(body.transform, header, "base_link")])
         times.append((time.perf_counter() - start) * 1e3)
-    return {"runs": runs, "median_ms": statistics.median(times), "max_ms": max(times),
-            "tf_included": TF_MESSAGE is not None}  # fmt: skip
+    return {
+        "runs": runs,
+        "median_ms": statistics.median(times),
+        "max_ms": max(times),
+        "tf_included": TF_MESSAGE is not None,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,8 +281,12 @@ def main(argv: list[str] | None = None) -> int:
         "weights": args.weights or "the package's (edm_ros/weights/edm_ros_v1.ckpt)",
         "cpu": psutil.cpu_count(logical=True),
     }
-    benches = (("latency", bench_latency), ("soak", bench_soak), ("batch", bench_batch),
-               ("odometry", bench_odometry))  # fmt: skip
+    benches = (
+        ("latency", bench_latency),
+        ("soak", bench_soak),
+        ("batch", bench_batch),
+        ("odometry", bench_odometry),
+    )
     for name, bench in benches:
         if name not in args.skip:
             print(f"[bench_node] {name} ...", flush=True)

@@ -46,8 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mode", choices=(*MODES, "both"), default="both")
     parser.add_argument("--frames", type=int, default=6, help="frames per mode")
     parser.add_argument("--size", type=parse_size, default=(640, 480), help="image WxH")
-    parser.add_argument("--input-size", type=parse_size, default=(640, 480),
-                        help="network input WxH (multiples of 32)")  # fmt: skip
+    parser.add_argument(
+        "--input-size",
+        type=parse_size,
+        default=(640, 480),
+        help="network input WxH (multiples of 32)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--timeout-s", type=float, default=300.0, help="per mode")
@@ -79,10 +83,22 @@ def run_mode(args: argparse.Namespace, mode: str) -> dict:
     node = start_matcher_node(params, args.out / f"node_{mode}.log", env)
     width, height = args.size
     player_command = [
-        sys.executable, "-m", "edm_ros.ros.player", "--mode", mode, "--frames", str(args.frames),
-        "--width", str(width), "--height", str(height),
-        "--debug-png", str(args.out / f"debug_{mode}.png"), "--summary-json", str(summary_path),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "edm_ros.ros.player",
+        "--mode",
+        mode,
+        "--frames",
+        str(args.frames),
+        "--width",
+        str(width),
+        "--height",
+        str(height),
+        "--debug-png",
+        str(args.out / f"debug_{mode}.png"),
+        "--summary-json",
+        str(summary_path),
+    ]
     try:
         subprocess.run(player_command, env=env, timeout=args.timeout_s, check=False)
     except subprocess.TimeoutExpired:

@@ -163,9 +163,15 @@ def euroc_sequence(folder: str | Path, max_frames: int | None = None) -> Odometr
     first = pairs[0]
     size = load_grey(first.image0)[0].shape[::-1]
     rect_left, rect_right, projection_left, projection_right, *_ = cv2.stereoRectify(
-        first.K0, first.distortion0, first.K1, first.distortion1, size,
-        first.T_0to1[:3, :3], first.T_0to1[:3, 3].reshape(3, 1), alpha=0,
-    )  # fmt: skip
+        first.K0,
+        first.distortion0,
+        first.K1,
+        first.distortion1,
+        size,
+        first.T_0to1[:3, :3],
+        first.T_0to1[:3, 3].reshape(3, 1),
+        alpha=0,
+    )
     maps = [
         cv2.initUndistortRectifyMap(K, D, R, P, size, cv2.CV_32FC1)
         for K, D, R, P in (
@@ -228,8 +234,9 @@ def rendered_sequence(
 ) -> OdometrySequence:
     """A rendered rectified stereo sequence (`stereo_sequence`, seed 5) with exact ground truth."""
     width, height = size
-    sequence = stereo_sequence(num_frames, width, height, step_m=step_m,
-                               step_rotation_deg=step_rotation_deg, seed=5)  # fmt: skip
+    sequence = stereo_sequence(
+        num_frames, width, height, step_m=step_m, step_rotation_deg=step_rotation_deg, seed=5
+    )
     camera = CameraModel(sequence.K, width, height)
     frames = []
     for index, frame in enumerate(sequence.frames):
@@ -254,14 +261,22 @@ def rendered_sequences(num_frames: int, size: tuple[int, int]) -> list[OdometryS
     centre: no translation at all, the case where an essential matrix has no solution.
     """
     straight = rendered_sequence(
-        "rendered_straight", num_frames, size, (0.005, 0.0, 0.01), (0.0, 0.0, 0.0),
+        "rendered_straight",
+        num_frames,
+        size,
+        (0.005, 0.0, 0.01),
+        (0.0, 0.0, 0.0),
         f"rendered, {num_frames} frames, straight: 1 cm forward + 0.5 cm sideways per frame",
-    )  # fmt: skip
+    )
     turn_frames = min(num_frames, 60)
     turn = rendered_sequence(
-        "rendered_turn_in_place", turn_frames, size, (0.0, 0.0, 0.0), (0.0, 0.5, 0.0),
+        "rendered_turn_in_place",
+        turn_frames,
+        size,
+        (0.0, 0.0, 0.0),
+        (0.0, 0.5, 0.0),
         f"rendered, {turn_frames} frames, turning in place: 0.5 deg yaw per frame",
-    )  # fmt: skip
+    )
     return [straight, turn]
 
 
@@ -298,10 +313,18 @@ def run_odometry(
             frame_errors.append(np.linalg.inv(true) @ estimate)
             frame_motions.append(estimate)
     estimated = np.array(poses)
-    metrics = odometry_metrics(estimated, sequence.truth, frame_errors, frame_motions,
-                               states.count("lost"))  # fmt: skip
-    return OdometryResult(matcher_name, sequence.name, sequence.description, metrics, estimated,
-                          sequence.truth, tuple(states))  # fmt: skip
+    metrics = odometry_metrics(
+        estimated, sequence.truth, frame_errors, frame_motions, states.count("lost")
+    )
+    return OdometryResult(
+        matcher_name,
+        sequence.name,
+        sequence.description,
+        metrics,
+        estimated,
+        sequence.truth,
+        tuple(states),
+    )
 
 
 def _median_max(values: list[float]) -> tuple[float | None, float | None]:
@@ -373,14 +396,18 @@ def plot_odometry(results: Sequence[OdometryResult], path: Path) -> None:
         top, angle = axes[0, column], axes[1, column]
         top.plot(result.truth[:, 0, 3], result.truth[:, 2, 3], "k-", label="ground truth")
         top.plot(result.estimated[:, 0, 3], result.estimated[:, 2, 3], "r--", label="estimated")
-        top.set_title(f"{result.matcher} / {result.sequence}\nATE "
-                      f"{result.metrics.ate_rmse_m * 100:.2f} cm", fontsize=9)  # fmt: skip
+        top.set_title(
+            f"{result.matcher} / {result.sequence}\nATE {result.metrics.ate_rmse_m * 100:.2f} cm",
+            fontsize=9,
+        )
         top.set_xlabel("x (m)")
         top.set_ylabel("z (m)")
         top.axis("equal")
         top.legend(fontsize=8)
-        for poses, style, label in ((result.truth, "k-", "ground truth"),
-                                    (result.estimated, "r--", "estimated")):  # fmt: skip
+        for poses, style, label in (
+            (result.truth, "k-", "ground truth"),
+            (result.estimated, "r--", "estimated"),
+        ):
             angle.plot([rotation_angle_deg(p[:3, :3]) for p in poses], style, label=label)
         angle.set_xlabel("frame")
         angle.set_ylabel("rotation from the start (deg)")

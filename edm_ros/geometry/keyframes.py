@@ -65,13 +65,21 @@ def keyframe_reason(policy: KeyframePolicy, pose: RelativePose, parallax_px: flo
     rotation_deg = float(np.degrees(np.arccos(np.clip((np.trace(pose.rotation) - 1) / 2, -1, 1))))
     distance_m = float(np.linalg.norm(pose.translation))
     checks = (
-        (policy.parallax_px > 0 and parallax_px >= policy.parallax_px,
-         f"parallax {parallax_px:.1f} px >= {policy.parallax_px:g}"),
-        (pose.num_inliers < policy.min_inliers,
-         f"{pose.num_inliers} inliers < {policy.min_inliers}"),
-        (pose.metric and policy.translation_m > 0 and distance_m >= policy.translation_m,
-         f"moved {distance_m:.3f} m >= {policy.translation_m:g}"),
-        (policy.rotation_deg > 0 and rotation_deg >= policy.rotation_deg,
-         f"turned {rotation_deg:.2f} deg >= {policy.rotation_deg:g}"),
-    )  # fmt: skip
+        (
+            policy.parallax_px > 0 and parallax_px >= policy.parallax_px,
+            f"parallax {parallax_px:.1f} px >= {policy.parallax_px:g}",
+        ),
+        (
+            pose.num_inliers < policy.min_inliers,
+            f"{pose.num_inliers} inliers < {policy.min_inliers}",
+        ),
+        (
+            pose.metric and policy.translation_m > 0 and distance_m >= policy.translation_m,
+            f"moved {distance_m:.3f} m >= {policy.translation_m:g}",
+        ),
+        (
+            policy.rotation_deg > 0 and rotation_deg >= policy.rotation_deg,
+            f"turned {rotation_deg:.2f} deg >= {policy.rotation_deg:g}",
+        ),
+    )
     return "; ".join(text for reached, text in checks if reached)

@@ -74,26 +74,36 @@ def pose_from_points(
     if num_usable < min_inliers:
         return RelativePose.failure(
             f"{num_usable} matches with a stereo depth < min_inliers {min_inliers}",
-            len(points_ref), metric=True,
-        )  # fmt: skip
+            len(points_ref),
+            metric=True,
+        )
     index = np.flatnonzero(usable)
     found, rvec, tvec, _ = cv2.solvePnPRansac(
-        points_ref[index], points_cur[index], K, None, iterationsCount=_PNP_ITERATIONS,
-        reprojectionError=threshold_px, confidence=confidence, flags=cv2.SOLVEPNP_EPNP,
-    )  # fmt: skip
+        points_ref[index],
+        points_cur[index],
+        K,
+        None,
+        iterationsCount=_PNP_ITERATIONS,
+        reprojectionError=threshold_px,
+        confidence=confidence,
+        flags=cv2.SOLVEPNP_EPNP,
+    )
     if not found:
         return RelativePose.failure("PnP RANSAC found no pose", len(points_ref), metric=True)
     inliers = _inliers(points_ref, points_cur, K, rvec, tvec, usable, threshold_px)
     if np.count_nonzero(inliers) >= MIN_PNP_POINTS:
-        rvec, tvec = cv2.solvePnPRefineLM(points_ref[inliers], points_cur[inliers], K, None,
-                                          rvec, tvec)  # fmt: skip
+        rvec, tvec = cv2.solvePnPRefineLM(
+            points_ref[inliers], points_cur[inliers], K, None, rvec, tvec
+        )
         inliers = _inliers(points_ref, points_cur, K, rvec, tvec, usable, threshold_px)
     num_inliers = int(np.count_nonzero(inliers))
     if num_inliers < min_inliers:
         return RelativePose.failure(
-            f"{num_inliers} PnP inliers < min_inliers {min_inliers}", len(points_ref), inliers,
+            f"{num_inliers} PnP inliers < min_inliers {min_inliers}",
+            len(points_ref),
+            inliers,
             metric=True,
-        )  # fmt: skip
+        )
     rotation_cur_ref = cv2.Rodrigues(rvec)[0]
     rotation_ref_cur = rotation_cur_ref.T
     translation_ref_cur = -rotation_ref_cur @ tvec.reshape(3)

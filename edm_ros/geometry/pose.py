@@ -202,9 +202,13 @@ def _estimate_opencv(
     best_count, best = 0, None
     for candidate in np.split(essential, essential.shape[0] // 3):
         count, rotation, translation, _, _ = cv2.recoverPose(
-            candidate, points_ref, points_cur, virtual_camera,
-            distanceThresh=_CHEIRALITY_MAX_DEPTH, mask=mask.copy(),
-        )  # fmt: skip
+            candidate,
+            points_ref,
+            points_cur,
+            virtual_camera,
+            distanceThresh=_CHEIRALITY_MAX_DEPTH,
+            mask=mask.copy(),
+        )
         if count > best_count:
             best_count, best = count, (rotation, translation.reshape(3))
     if best is None:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from edm_ros.model.config import COARSE_STRIDE, EDMConfig, num_candidates
+from edm_ros.model.config import COARSE_STRIDE, EDMConfig, MatcherConfig, num_candidates
 
 #: Above this many entries the similarity matrix is computed in row chunks of a quarter of this
 #: size (640x480: 4800^2 = 23 M entries, one piece; 1152^2: 20736^2 = 430 M entries = 1.7 GB, in
@@ -527,7 +527,9 @@ class EDM(nn.Module):
     the network: ``edm_ros.model.selection`` applies them after any backend.
     """
 
-    def __init__(self, config: EDMConfig | None = None, topk_ratio: float = 0.35) -> None:
+    def __init__(
+        self, config: EDMConfig | None = None, topk_ratio: float = MatcherConfig.topk_ratio
+    ) -> None:
         """K = int(topk_ratio * Hc * Wc) candidates per pair (official: 0.35)."""
         super().__init__()
         self.config = config or EDMConfig()

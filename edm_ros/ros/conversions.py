@@ -29,17 +29,34 @@ from edm_ros.pipeline import MonoFrame, Stamped, StereoFrame
 
 #: Smallest image side the node accepts, pixels (one 1/32 cell of the network).
 MIN_IMAGE_SIDE_PX = 32
-_DTYPES = {"8U": np.uint8, "8S": np.int8, "16U": np.uint16, "16S": np.int16, "32S": np.int32,
-           "32F": np.float32, "64F": np.float64}  # fmt: skip
+_DTYPES = {
+    "8U": np.uint8,
+    "8S": np.int8,
+    "16U": np.uint16,
+    "16S": np.int16,
+    "32S": np.int32,
+    "32F": np.float32,
+    "64F": np.float64,
+}
 _NAMED_ENCODINGS: dict[str, tuple[type, int]] = {
-    "mono8": (np.uint8, 1), "mono16": (np.uint16, 1),
-    "rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3), "rgba8": (np.uint8, 4), "bgra8": (np.uint8, 4),
-    "rgb16": (np.uint16, 3), "bgr16": (np.uint16, 3),
-    "rgba16": (np.uint16, 4), "bgra16": (np.uint16, 4),
-}  # fmt: skip
+    "mono8": (np.uint8, 1),
+    "mono16": (np.uint16, 1),
+    "rgb8": (np.uint8, 3),
+    "bgr8": (np.uint8, 3),
+    "rgba8": (np.uint8, 4),
+    "bgra8": (np.uint8, 4),
+    "rgb16": (np.uint16, 3),
+    "bgr16": (np.uint16, 3),
+    "rgba16": (np.uint16, 4),
+    "bgra16": (np.uint16, 4),
+}
 # ROS bayer_<pattern> names the top-left 2x2 block; OpenCV names the second row's (cv_bridge's map).
-_BAYER_TO_GREY = {"rggb": cv2.COLOR_BayerBG2GRAY, "bggr": cv2.COLOR_BayerRG2GRAY,
-                  "gbrg": cv2.COLOR_BayerGR2GRAY, "grbg": cv2.COLOR_BayerGB2GRAY}  # fmt: skip
+_BAYER_TO_GREY = {
+    "rggb": cv2.COLOR_BayerBG2GRAY,
+    "bggr": cv2.COLOR_BayerRG2GRAY,
+    "gbrg": cv2.COLOR_BayerGR2GRAY,
+    "grbg": cv2.COLOR_BayerGB2GRAY,
+}
 
 
 def encoding_layout(encoding: str) -> tuple[np.dtype, int]:
@@ -95,9 +112,13 @@ def image_to_numpy(msg: Image) -> np.ndarray:
 
 
 def numpy_to_image(
-    array: np.ndarray, encoding: str, header: Header | None = None, *, row_padding: int = 0,
+    array: np.ndarray,
+    encoding: str,
+    header: Header | None = None,
+    *,
+    row_padding: int = 0,
     big_endian: bool = False,
-) -> Image:  # fmt: skip
+) -> Image:
     """Encode an array as a ``sensor_msgs/Image``.
 
     Args:
@@ -162,8 +183,10 @@ def grey_for_matcher(pixels: np.ndarray, encoding: str) -> np.ndarray:
         )
     if channels > 1:
         rgb_first = encoding.startswith("rgb")
-        code = {3: cv2.COLOR_RGB2GRAY if rgb_first else cv2.COLOR_BGR2GRAY,
-                4: cv2.COLOR_RGBA2GRAY if rgb_first else cv2.COLOR_BGRA2GRAY}[channels]  # fmt: skip
+        code = {
+            3: cv2.COLOR_RGB2GRAY if rgb_first else cv2.COLOR_BGR2GRAY,
+            4: cv2.COLOR_RGBA2GRAY if rgb_first else cv2.COLOR_BGRA2GRAY,
+        }[channels]
         as_float = pixels if pixels.dtype == np.uint8 else pixels.astype(np.float32)
         pixels = cv2.cvtColor(as_float, code)
     if pixels.dtype == np.uint8:
@@ -198,9 +221,14 @@ def camera_from_info(
         )
     try:
         return CameraModel.from_camera_info(
-            info.k, info.d, info.distortion_model, info_size[0], info_size[1],
-            P=info.p, rectified=rectified,
-        )  # fmt: skip
+            info.k,
+            info.d,
+            info.distortion_model,
+            info_size[0],
+            info_size[1],
+            P=info.p,
+            rectified=rectified,
+        )
     except EDMError as err:
         raise InputError(f"{topic}: {err}") from err
 

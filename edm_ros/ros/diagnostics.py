@@ -19,8 +19,11 @@ from std_msgs.msg import Header
 from edm_ros.pipeline import PipelineOutput, TrackingState
 
 _RATE_WINDOW_S = 5.0  # processed frames per second over this window
-_LEVEL_NAMES = {DiagnosticStatus.OK: "OK", DiagnosticStatus.WARN: "WARN",
-                DiagnosticStatus.ERROR: "ERROR"}  # fmt: skip
+_LEVEL_NAMES = {
+    DiagnosticStatus.OK: "OK",
+    DiagnosticStatus.WARN: "WARN",
+    DiagnosticStatus.ERROR: "ERROR",
+}
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,12 @@ _STATES = {
 
 
 def match_array_from_result(
-    result: MatchResult, mode: str, reference: Stamped, current: Stamped,
+    result: MatchResult,
+    mode: str,
+    reference: Stamped,
+    current: Stamped,
     inlier_mask: np.ndarray | None,
-) -> MatchArray:  # fmt: skip
+) -> MatchArray:
     """Fill an ``edm_ros/MatchArray`` (see msg/MatchArray.msg for the field meanings).
 
     Args:
@@ -177,12 +180,37 @@ def quaternion_from_rotation(rotation: np.ndarray) -> tuple[float, float, float,
     """(x, y, z, w) unit quaternion of a [3, 3] rotation matrix, with w >= 0."""
     # Eigenvector of the symmetric 4x4 matrix K3 (Bar-Itzhack): robust for any rotation angle.
     r = np.asarray(rotation, dtype=np.float64)
-    k3 = np.array([
-        [r[0, 0] - r[1, 1] - r[2, 2], r[1, 0] + r[0, 1], r[2, 0] + r[0, 2], r[2, 1] - r[1, 2]],
-        [r[1, 0] + r[0, 1], r[1, 1] - r[0, 0] - r[2, 2], r[2, 1] + r[1, 2], r[0, 2] - r[2, 0]],
-        [r[2, 0] + r[0, 2], r[2, 1] + r[1, 2], r[2, 2] - r[0, 0] - r[1, 1], r[1, 0] - r[0, 1]],
-        [r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1], r[0, 0] + r[1, 1] + r[2, 2]],
-    ]) / 3.0  # fmt: skip
+    k3 = (
+        np.array(
+            [
+                [
+                    r[0, 0] - r[1, 1] - r[2, 2],
+                    r[1, 0] + r[0, 1],
+                    r[2, 0] + r[0, 2],
+                    r[2, 1] - r[1, 2],
+                ],
+                [
+                    r[1, 0] + r[0, 1],
+                    r[1, 1] - r[0, 0] - r[2, 2],
+                    r[2, 1] + r[1, 2],
+                    r[0, 2] - r[2, 0],
+                ],
+                [
+                    r[2, 0] + r[0, 2],
+                    r[2, 1] + r[1, 2],
+                    r[2, 2] - r[0, 0] - r[1, 1],
+                    r[1, 0] - r[0, 1],
+                ],
+                [
+                    r[2, 1] - r[1, 2],
+                    r[0, 2] - r[2, 0],
+                    r[1, 0] - r[0, 1],
+                    r[0, 0] + r[1, 1] + r[2, 2],
+                ],
+            ]
+        )
+        / 3.0
+    )
     _, vectors = np.linalg.eigh(k3)
     x, y, z, w = vectors[:, -1]
     sign = 1.0 if w >= 0 else -1.0

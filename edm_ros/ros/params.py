@@ -350,9 +350,8 @@ def check_values(values: Mapping[str, ParamValue]) -> list[str]:
         )
     mounting = values["camera_mounting"]
     if isinstance(mounting, (tuple, list)) and (
-        len(mounting) != 7 or not all(math.isfinite(v) for v in mounting) or
-        not any(mounting[3:])
-    ):  # fmt: skip
+        len(mounting) != 7 or not all(math.isfinite(v) for v in mounting) or not any(mounting[3:])
+    ):
         problems.append(
             f"camera_mounting {list(mounting)}: expected 7 finite numbers [x, y, z, qx, qy, qz, "
             "qw] with a non-zero quaternion"

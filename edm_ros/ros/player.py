@@ -211,8 +211,13 @@ class FramePlayer:
         """Publish any message on one of the node's input topics (bad-input tests)."""
         self.publishers[topic].publish(msg)
 
-    def publish_frame(self, index: int, images: Sequence[np.ndarray], infos: Sequence[CameraInfo],
-                      encoding: str = "mono8") -> FrameRecord:  # fmt: skip
+    def publish_frame(
+        self,
+        index: int,
+        images: Sequence[np.ndarray],
+        infos: Sequence[CameraInfo],
+        encoding: str = "mono8",
+    ) -> FrameRecord:
         """Publish one frame: its images (left, right or the single image) and camera_infos.
 
         The stamp is taken from ``infos[0].header``; images get the infos' headers.
@@ -286,9 +291,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         player.wait_for_node(args.startup_timeout_s)
         if args.debug_png is not None:
             player.wait_until(
-                lambda: node.count_subscribers(f"{args.node_name}/debug_image") > 0, 10.0,
+                lambda: node.count_subscribers(f"{args.node_name}/debug_image") > 0,
+                10.0,
                 "the debug image subscription to be matched",
-            )  # fmt: skip
+            )
         summary = _play(player, sequence, args)
     finally:
         node.destroy_node()
@@ -333,11 +339,15 @@ def _wait_for_frame(
 ) -> None:
     """Wait for a frame's MatchArrays, and for its pose when the temporal mask says one exists."""
     expected = expected_matches(mode, record.index)
-    player.wait_until(lambda: len(record.matches) >= expected, timeout_s,
-                      f"{expected} MatchArray(s) of frame {record.index}")  # fmt: skip
+    player.wait_until(
+        lambda: len(record.matches) >= expected,
+        timeout_s,
+        f"{expected} MatchArray(s) of frame {record.index}",
+    )
     if any(len(msg.inlier_mask) for _, msg in record.matches):
-        player.wait_until(lambda: record.pose is not None, timeout_s,
-                          f"the relative pose of frame {record.index}")  # fmt: skip
+        player.wait_until(
+            lambda: record.pose is not None, timeout_s, f"the relative pose of frame {record.index}"
+        )
 
 
 def _frame_line(record: FrameRecord, sequence: StereoSequence) -> str:
@@ -385,8 +395,12 @@ def pose_error(pose: RelativePose, index: int, sequence: StereoSequence) -> dict
             float(np.linalg.norm(estimate[:3, 3]) * np.linalg.norm(translation_true)), 1e-12
         )
         translation_error = float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
-    return {"frame": index, "metric": bool(pose.metric), "rotation_error_deg": rotation_deg,
-            "translation_error": translation_error}  # fmt: skip
+    return {
+        "frame": index,
+        "metric": bool(pose.metric),
+        "rotation_error_deg": rotation_deg,
+        "translation_error": translation_error,
+    }
 
 
 def _summary(player: FramePlayer, args: argparse.Namespace, sequence: StereoSequence) -> dict:
@@ -410,12 +424,15 @@ def _summary(player: FramePlayer, args: argparse.Namespace, sequence: StereoSequ
         "latency_ms": latency_ms,
         "inference_ms": inference_ms,
         "problems": problems,
-        "pose_errors": [pose_error(record.pose, record.index, sequence)
-                        for record in player.frames.values() if record.pose is not None],
+        "pose_errors": [
+            pose_error(record.pose, record.index, sequence)
+            for record in player.frames.values()
+            if record.pose is not None
+        ],
         "last_diagnostic": player.diagnostics[-1].message if player.diagnostics else "",
         "diagnostic_values": player.diagnostic_values(),
         "weights": player.diagnostics[-1].hardware_id if player.diagnostics else "",
-    }  # fmt: skip
+    }
 
 
 if __name__ == "__main__":

@@ -34,15 +34,60 @@ onnx = pytest.importorskip("onnx", reason="onnx is not installed")
 #: exported EDM may use. Anything else (NonZero, Loop, If, custom domains) fails the test.
 TENSORRT_OPERATORS = frozenset(
     {
-        "Add", "ArgMax", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "Cos",
-        "CumSum", "Div", "Einsum", "Equal", "Erf", "Exp", "Expand", "Floor", "Gather",
-        "GatherElements", "Identity", "LayerNormalization", "LeakyRelu", "Log", "MatMul", "Mod",
-        "Mul", "Neg", "Pow", "Reciprocal", "ReduceL2", "ReduceLogSumExp", "ReduceMax",
-        "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize", "ScatterND", "Shape", "Sigmoid",
-        "Sin", "Slice", "Softmax", "Split", "Sqrt", "Squeeze", "Sub", "Tile", "TopK", "Transpose",
-        "Unsqueeze", "Where",
+        "Add",
+        "ArgMax",
+        "Cast",
+        "Clip",
+        "Concat",
+        "Constant",
+        "ConstantOfShape",
+        "Conv",
+        "Cos",
+        "CumSum",
+        "Div",
+        "Einsum",
+        "Equal",
+        "Erf",
+        "Exp",
+        "Expand",
+        "Floor",
+        "Gather",
+        "GatherElements",
+        "Identity",
+        "LayerNormalization",
+        "LeakyRelu",
+        "Log",
+        "MatMul",
+        "Mod",
+        "Mul",
+        "Neg",
+        "Pow",
+        "Reciprocal",
+        "ReduceL2",
+        "ReduceLogSumExp",
+        "ReduceMax",
+        "ReduceMean",
+        "ReduceSum",
+        "Relu",
+        "Reshape",
+        "Resize",
+        "ScatterND",
+        "Shape",
+        "Sigmoid",
+        "Sin",
+        "Slice",
+        "Softmax",
+        "Split",
+        "Sqrt",
+        "Squeeze",
+        "Sub",
+        "Tile",
+        "TopK",
+        "Transpose",
+        "Unsqueeze",
+        "Where",
     }
-)  # fmt: skip
+)
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +120,9 @@ def test_every_tensor_in_the_graph_has_a_static_shape(graph_320):
     for value in [*inferred.value_info, *inferred.output, *inferred.input]:
         dims = value.type.tensor_type.shape.dim
         assert all(d.HasField("dim_value") for d in dims), f"{value.name} has a dynamic shape"
-    outputs = {o.name: tuple(d.dim_value for d in o.type.tensor_type.shape.dim)
-               for o in inferred.output}  # fmt: skip
+    outputs = {
+        o.name: tuple(d.dim_value for d in o.type.tensor_type.shape.dim) for o in inferred.output
+    }
     assert tuple(outputs) == OUTPUT_NAMES
     k = num_candidates((320, 256), 0.35)
     assert outputs["points0"] == (1, k, 2) and outputs["confidence"] == (1, k)

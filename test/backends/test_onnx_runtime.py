@@ -108,8 +108,13 @@ def test_given_graph_for_other_settings_is_refused(exported_graphs, parity_weigh
     path, _ = exported_graphs("320x256")
     options = BackendOptions(onnx_path=path, cache_dir=tmp_path)
     with pytest.raises(ConfigError, match=r"K 448 != 256 \(topk_ratio\)"):
-        EDMMatcher(parity_weights, input_size=(320, 256), topk_ratio=0.2, backend="onnxruntime",
-                   backend_options=options)  # fmt: skip
+        EDMMatcher(
+            parity_weights,
+            input_size=(320, 256),
+            topk_ratio=0.2,
+            backend="onnxruntime",
+            backend_options=options,
+        )
     with pytest.raises(ConfigError, match="weights differ"):
         EDMMatcher(None, input_size=(320, 256), backend="onnxruntime", backend_options=options)
     assert list(tmp_path.iterdir()) == [], "nothing exported"
@@ -196,8 +201,9 @@ def test_given_graph_without_sidecar_is_checked_by_its_shapes(
     bare.write_bytes(exported_graphs("320x256")[0].read_bytes())
     options = BackendOptions(onnx_path=bare, cache_dir=tmp_path)
     with pytest.raises(ConfigError, match="takes 320x256 with K=448; this matcher needs 640x480"):
-        EDMMatcher(parity_weights, input_size=(640, 480), backend="onnxruntime",
-                   backend_options=options)  # fmt: skip
+        EDMMatcher(
+            parity_weights, input_size=(640, 480), backend="onnxruntime", backend_options=options
+        )
     assert "no edm-export sidecar" in caplog.text
 
 

@@ -58,8 +58,11 @@ def test_auto_is_a_listed_choice_and_picks_torch_without_a_fixed_size():
 
 
 def test_auto_picks_the_installed_runtime_for_the_device():
-    installed = {p for p in ("onnxruntime", "onnx", "onnxscript", "tensorrt")
-                 if importlib.util.find_spec(p) is not None}  # fmt: skip
+    installed = {
+        p
+        for p in ("onnxruntime", "onnx", "onnxscript", "tensorrt")
+        if importlib.util.find_spec(p) is not None
+    }
     on_cpu = "onnxruntime" if {"onnxruntime", "onnx", "onnxscript"} <= installed else "torch"
     assert choose_auto_backend("cpu", (640, 480)) == on_cpu
     on_cuda = "tensorrt" if {"tensorrt", "onnx"} <= installed else "torch"

@@ -28,14 +28,16 @@ def main() -> int:
     received: list[dict] = []
 
     def record(topic: str, msg: Image) -> None:
-        received.append({
-            "topic": topic,
-            "stamp_ns": msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec,
-            "frame_id": msg.header.frame_id,
-            "size": [msg.width, msg.height],
-            "encoding": msg.encoding,
-            "md5": hashlib.md5(bytes(msg.data)).hexdigest(),
-        })  # fmt: skip
+        received.append(
+            {
+                "topic": topic,
+                "stamp_ns": msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec,
+                "frame_id": msg.header.frame_id,
+                "size": [msg.width, msg.height],
+                "encoding": msg.encoding,
+                "md5": hashlib.md5(bytes(msg.data)).hexdigest(),
+            }
+        )
 
     qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
     for topic in topics:

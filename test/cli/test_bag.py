@@ -32,16 +32,42 @@ def test_play_delivers_recorded_stamps_and_pixels_to_a_subscriber(euroc_bag, tmp
     received_path = tmp_path / "received.jsonl"
     env = ros_environment()
     subscriber = subprocess.Popen(
-        [sys.executable, str(SUBSCRIBER), str(received_path), str(2 * FRAMES), "60",
-         "/left/image_raw", "/cam1/image_raw"], env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(SUBSCRIBER),
+            str(received_path),
+            str(2 * FRAMES),
+            "60",
+            "/left/image_raw",
+            "/cam1/image_raw",
+        ],
+        env=env,
+    )
     try:
         player = subprocess.run(
-            [sys.executable, "-m", "edm_ros.cli.bag", "play", str(bag), "--topics",
-             "/cam0/image_raw", "/cam1/image_raw", "--remap", "/cam0/image_raw:=/left/image_raw",
-             "--wait-for-subscribers", "1", "--wait-timeout", "60", "--rate", "2"],
-            env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "edm_ros.cli.bag",
+                "play",
+                str(bag),
+                "--topics",
+                "/cam0/image_raw",
+                "/cam1/image_raw",
+                "--remap",
+                "/cam0/image_raw:=/left/image_raw",
+                "--wait-for-subscribers",
+                "1",
+                "--wait-timeout",
+                "60",
+                "--rate",
+                "2",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert player.returncode == 0, player.stderr
         assert f"published {2 * FRAMES} messages" in player.stdout
         assert subscriber.wait(timeout=60) == 0, "the subscriber did not get all images in 60 s"
@@ -53,8 +79,16 @@ def test_play_delivers_recorded_stamps_and_pixels_to_a_subscriber(euroc_bag, tmp
         for topic, camera in (("/left/image_raw", "cam0"), ("/cam1/image_raw", "cam1")):
             pixels = cv2.imread(str(euroc / camera / f"{stamp}.png"), cv2.IMREAD_GRAYSCALE)
             md5 = hashlib.md5(pixels.tobytes()).hexdigest()
-            expected.append({"topic": topic, "stamp_ns": stamp, "frame_id": camera,
-                             "size": [752, 480], "encoding": "mono8", "md5": md5})  # fmt: skip
+            expected.append(
+                {
+                    "topic": topic,
+                    "stamp_ns": stamp,
+                    "frame_id": camera,
+                    "size": [752, 480],
+                    "encoding": "mono8",
+                    "md5": md5,
+                }
+            )
     key = lambda item: (item["stamp_ns"], item["topic"])  # noqa: E731
     assert sorted(received, key=key) == sorted(expected, key=key)
 
@@ -62,8 +96,20 @@ def test_play_delivers_recorded_stamps_and_pixels_to_a_subscriber(euroc_bag, tmp
 def test_offline_stereo_matching_tracks_with_a_metric_pose(euroc_bag, tmp_path) -> None:
     _, bag, stamps = euroc_bag
     out = tmp_path / "matches.jsonl"
-    status = main(["match", str(bag), "--left", "/cam0/image_raw", "--right", "/cam1/image_raw",
-                   "--matcher", "sift", "--out", str(out)])  # fmt: skip
+    status = main(
+        [
+            "match",
+            str(bag),
+            "--left",
+            "/cam0/image_raw",
+            "--right",
+            "/cam1/image_raw",
+            "--matcher",
+            "sift",
+            "--out",
+            str(out),
+        ]
+    )
     assert status == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
     stereo = [r for r in records if r["mode"] == "stereo"]
@@ -91,9 +137,24 @@ def test_offline_stereo_matching_tracks_with_a_metric_pose(euroc_bag, tmp_path) 
 def test_offline_sequential_matching_with_edm_plumbing(euroc_bag, parity_weights, tmp_path) -> None:
     _, bag, stamps = euroc_bag
     out = tmp_path / "matches.jsonl"
-    status = main(["match", str(bag), "--topic", "/cam0/image_raw", "--matcher", "edm",
-                   "--weights", str(parity_weights), "--input-size", "160x128",
-                   "--max-pairs", "1", "--out", str(out)])  # fmt: skip
+    status = main(
+        [
+            "match",
+            str(bag),
+            "--topic",
+            "/cam0/image_raw",
+            "--matcher",
+            "edm",
+            "--weights",
+            str(parity_weights),
+            "--input-size",
+            "160x128",
+            "--max-pairs",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert status == 0
     (record,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert (record["stamp0_ns"], record["stamp1_ns"]) == (stamps[0], stamps[1])
@@ -106,12 +167,27 @@ def test_offline_sequential_matching_with_edm_plumbing(euroc_bag, parity_weights
 def test_bad_options_are_explained(euroc_bag, tmp_path, capsys) -> None:
     _, bag, _ = euroc_bag
     out = str(tmp_path / "m.jsonl")
-    assert main(["match", str(bag), "--left", "/cam0/image_raw", "--matcher", "sift",
-                 "--out", out]) == 2  # fmt: skip
+    assert (
+        main(["match", str(bag), "--left", "/cam0/image_raw", "--matcher", "sift", "--out", out])
+        == 2
+    )
     assert "either --left and --right" in capsys.readouterr().err
     missing = tmp_path / "edm.ckpt"
-    assert main(["match", str(bag), "--topic", "/cam0/image_raw", "--weights", str(missing),
-                 "--out", out]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "match",
+                str(bag),
+                "--topic",
+                "/cam0/image_raw",
+                "--weights",
+                str(missing),
+                "--out",
+                out,
+            ]
+        )
+        == 2
+    )
     assert "no such weights file" in capsys.readouterr().err
     assert main(["play", str(bag), "--remap", "/cam0/image_raw"]) == 2
     assert "--remap expects FROM:=TO" in capsys.readouterr().err

@@ -12,8 +12,26 @@ from edm_ros.cli.bench_gpu import VARIANTS, main
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here: run bench_gpu itself")
 def test_without_cuda_every_variant_is_skipped_and_the_tables_are_written(tmp_path):
-    assert main(["--size", "64x64", "--batches", "1", "2", "--runs", "1", "--warmup", "0",
-                 "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "--size",
+                "64x64",
+                "--batches",
+                "1",
+                "2",
+                "--runs",
+                "1",
+                "--warmup",
+                "0",
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "gpu_bench.json").read_text())
     assert report["device"] == "no CUDA" and report["cpu_reference_ms"] > 0
     assert [(r["variant"], r["batch"]) for r in report["rows"]] == [

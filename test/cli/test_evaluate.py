@@ -12,9 +12,20 @@ def test_default_run_evaluates_edm_with_the_shipped_weights_and_the_baselines(
 ) -> None:
     out = tmp_path / "report"
     # fmt: skip keeps each flag next to its value (formatted: one word per line)
-    status = main([str(data_dir / "euroc_v101_micro_stereo"), str(data_dir / "hpatches_v_graffiti"),
-                   "--max-pairs", "1", "--no-latency", "--no-progress", "--visualize", "0",
-                   "--out", str(out)])  # fmt: skip
+    status = main(
+        [
+            str(data_dir / "euroc_v101_micro_stereo"),
+            str(data_dir / "hpatches_v_graffiti"),
+            "--max-pairs",
+            "1",
+            "--no-latency",
+            "--no-progress",
+            "--visualize",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
     assert status == 0
     text = (out / "report.md").read_text()
     assert "the package's weights" in text and "edm_ros_v1.ckpt" in text and "RANDOM" not in text
@@ -36,11 +47,30 @@ def test_edm_with_random_weights_reports_so_with_latency_tables(
 ) -> None:
     out = tmp_path / "report"
     # fmt: skip keeps each flag next to its value (formatted: one word per line)
-    status = main([str(data_dir / "scannet1500_sample"), "--matchers", "edm", "--weights",
-                   str(parity_weights), "--input-size", "160x128", "--max-pairs", "2",
-                   "--latency-resolutions", "160x128", "--batch-sizes", "1,2",
-                   "--latency-repeats", "1", "--visualize", "1", "--no-progress",
-                   "--out", str(out)])  # fmt: skip
+    status = main(
+        [
+            str(data_dir / "scannet1500_sample"),
+            "--matchers",
+            "edm",
+            "--weights",
+            str(parity_weights),
+            "--input-size",
+            "160x128",
+            "--max-pairs",
+            "2",
+            "--latency-resolutions",
+            "160x128",
+            "--batch-sizes",
+            "1,2",
+            "--latency-repeats",
+            "1",
+            "--visualize",
+            "1",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
     assert status == 0
     text = (out / "report.md").read_text()
     assert "WARNING: edm ran with RANDOM weights" in text.split("## ")[0]
@@ -60,10 +90,26 @@ def test_missing_weights_and_missing_data_are_explained(data_dir, tmp_path, caps
 
 def test_odometry_option_adds_the_vo_section_plot_and_numbers(data_dir, tmp_path) -> None:
     out = tmp_path / "report"
-    status = main([str(data_dir / "euroc_v101_micro_stereo"), "--odometry", "--matchers", "sift",
-                   "--max-pairs", "3",
-                   "--odometry-frames", "6", "--odometry-size", "320x240", "--no-latency",
-                   "--no-progress", "--visualize", "0", "--out", str(out)])  # fmt: skip
+    status = main(
+        [
+            str(data_dir / "euroc_v101_micro_stereo"),
+            "--odometry",
+            "--matchers",
+            "sift",
+            "--max-pairs",
+            "3",
+            "--odometry-frames",
+            "6",
+            "--odometry-size",
+            "320x240",
+            "--no-latency",
+            "--no-progress",
+            "--visualize",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
     assert status == 0
     text = (out / "report.md").read_text()
     assert "## Stereo visual odometry (PnP against keyframes)" in text
@@ -72,8 +118,10 @@ def test_odometry_option_adds_the_vo_section_plot_and_numbers(data_dir, tmp_path
     odometry = json.loads((out / "results.json").read_text())["odometry"]
     by_sequence = {entry["sequence"]: entry for entry in odometry}
     assert sorted(by_sequence) == [
-        "euroc_v101_micro_stereo", "rendered_straight", "rendered_turn_in_place",
-    ]  # fmt: skip
+        "euroc_v101_micro_stereo",
+        "rendered_straight",
+        "rendered_turn_in_place",
+    ]
     assert by_sequence["euroc_v101_micro_stereo"]["frames"] == 3
     for name in ("rendered_straight", "rendered_turn_in_place"):
         entry = by_sequence[name]

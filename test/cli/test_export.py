@@ -16,9 +16,23 @@ def test_export_writes_graph_and_sidecar_and_verifies_against_pytorch(tmp_path, 
     output = tmp_path / "edm.onnx"
     # fmt: skip keeps each flag next to its value (formatted: one word per line)
     status = main(
-        ["--random-weights", "--size", "96x64", "--batch-size", "2", "--topk", "40",
-         "--match-threshold", "0.05", "--border", "16", "--output", str(output), "--verify"]
-    )  # fmt: skip
+        [
+            "--random-weights",
+            "--size",
+            "96x64",
+            "--batch-size",
+            "2",
+            "--topk",
+            "40",
+            "--match-threshold",
+            "0.05",
+            "--border",
+            "16",
+            "--output",
+            str(output),
+            "--verify",
+        ]
+    )
     printed = capsys.readouterr().out
     assert status == 0, printed
     assert "input (2, 2, 64, 96), K=40, opset 17" in printed
@@ -31,8 +45,17 @@ def test_export_writes_graph_and_sidecar_and_verifies_against_pytorch(tmp_path, 
 
 def test_impossible_k_fails_with_one_clear_line(tmp_path, capsys):
     # fmt: skip keeps each flag next to its value (formatted: one word per line)
-    status = main(["--random-weights", "--size", "64x64", "--topk", "65",
-                   "--output", str(tmp_path / "edm.onnx")])  # fmt: skip
+    status = main(
+        [
+            "--random-weights",
+            "--size",
+            "64x64",
+            "--topk",
+            "65",
+            "--output",
+            str(tmp_path / "edm.onnx"),
+        ]
+    )
     assert status == 1
     assert "edm-export: K must be in [1, 64]" in capsys.readouterr().err
     assert not (tmp_path / "edm.onnx").exists()
@@ -41,6 +64,7 @@ def test_impossible_k_fails_with_one_clear_line(tmp_path, capsys):
 def test_tensorrt_without_the_package_names_it(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "tensorrt", None)
     # fmt: skip keeps each flag next to its value (formatted: one word per line)
-    status = main(["--random-weights", "--size", "64x64", "--output", str(tmp_path / "e.onnx"),
-                   "--tensorrt"])  # fmt: skip
+    status = main(
+        ["--random-weights", "--size", "64x64", "--output", str(tmp_path / "e.onnx"), "--tensorrt"]
+    )
     assert status == 1 and "pip install tensorrt" in capsys.readouterr().err

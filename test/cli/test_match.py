@@ -33,9 +33,19 @@ def test_edm_match_draws_and_writes_the_official_matches(
     out, matches = tmp_path / "m.png", tmp_path / "m.json"
     # fmt: skip keeps each flag next to its value (formatted: one word per line)
     code = main(
-        [str(image0), str(image1), "--weights", str(parity_weights), "--size", "320x256",
-         "--out", str(out), "--json", str(matches)]
-    )  # fmt: skip
+        [
+            str(image0),
+            str(image1),
+            "--weights",
+            str(parity_weights),
+            "--size",
+            "320x256",
+            "--out",
+            str(out),
+            "--json",
+            str(matches),
+        ]
+    )
     assert code == 0
     drawing = cv2.imread(str(out))
     assert drawing.shape == (256, 640, 3)
@@ -70,11 +80,34 @@ def test_edm_match_uses_the_shipped_weights_by_default(pair_files, tmp_path, cap
 def test_bench_without_the_reference_times_ours_alone(tmp_path):
     out = tmp_path / "bench"
     run = subprocess.run(
-        [sys.executable, "-m", "edm_ros.cli.bench", "--sizes", "128x96", "--stereo-size", "128x96",
-         "--rounds", "2", "--runs", "1", "--threads", "1", "--backends", "torch", "--out", str(out),
-         "--reference", str(tmp_path / "absent"), "--parity", str(tmp_path / "absent")],
-        check=True, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "edm_ros.cli.bench",
+            "--sizes",
+            "128x96",
+            "--stereo-size",
+            "128x96",
+            "--rounds",
+            "2",
+            "--runs",
+            "1",
+            "--threads",
+            "1",
+            "--backends",
+            "torch",
+            "--out",
+            str(out),
+            "--reference",
+            str(tmp_path / "absent"),
+            "--parity",
+            str(tmp_path / "absent"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert "absent: timing edm_ros only" in run.stdout
     report = json.loads((out / "bench.json").read_text())
     (row,) = report["rows"]
@@ -88,8 +121,11 @@ def test_bench_without_the_reference_times_ours_alone(tmp_path):
 def test_bench_match_check_names_the_difference():
     from edm_ros.cli.bench import same_matches
 
-    ours = {"keypoints0": [[1.0, 2.0], [3.0, 4.0]], "keypoints1": [[5.0, 6.0], [7.0, 8.0]],
-            "confidence": [0.9, 0.5]}  # fmt: skip
+    ours = {
+        "keypoints0": [[1.0, 2.0], [3.0, 4.0]],
+        "keypoints1": [[5.0, 6.0], [7.0, 8.0]],
+        "confidence": [0.9, 0.5],
+    }
     moved = dict(ours, keypoints1=[[5.0, 6.0], [7.0, 8.01]])
     assert same_matches(ours, dict(ours))[0]
     assert not same_matches(ours, moved)[0] and "1.0e-02 px" in same_matches(ours, moved)[1]

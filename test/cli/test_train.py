@@ -44,9 +44,17 @@ def test_plot_schedule_only(tmp_path, capsys):
 def test_tiny_run_and_resume(tmp_path):
     # fmt: skip keeps each flag next to its value (formatted: one word per line)
     run = [
-        "--set", "image_size=64,64", "batch_size=2", "pairs_per_epoch=2", "validation_pairs=2",
-        "--output-dir", str(tmp_path), "--threads", "1", "--no-progress",
-    ]  # fmt: skip
+        "--set",
+        "image_size=64,64",
+        "batch_size=2",
+        "pairs_per_epoch=2",
+        "validation_pairs=2",
+        "--output-dir",
+        str(tmp_path),
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     assert main([*run, "--set", "epochs=1"]) == 0
     assert main([*run, "--set", "epochs=2", "--resume", str(tmp_path / "last.ckpt")]) == 0
     history = json.loads((tmp_path / "history.json").read_text())

@@ -31,8 +31,9 @@ def test_rounded_quaternions_give_orthonormal_rotations() -> None:
 
 def test_small_rotation_angles_are_exact() -> None:
     angle = np.radians(0.01)
-    rotation = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0],
-                         [-np.sin(angle), 0, np.cos(angle)]])  # fmt: skip
+    rotation = np.array(
+        [[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]]
+    )
     assert rotation_angle_deg(rotation) == pytest.approx(0.01, rel=1e-6)
 
 

@@ -116,9 +116,14 @@ class TestFromCameraInfo:
     def test_rectified_image_uses_p_without_distortion(self) -> None:
         projection = np.array([[435.0, 0, 370.0, -47.9], [0, 435.0, 250.0, 0], [0, 0, 1.0, 0]])
         camera = CameraModel.from_camera_info(
-            K.ravel(), DISTORTIONS["plumb_bob"], "plumb_bob", 752, 480, P=projection.ravel(),
+            K.ravel(),
+            DISTORTIONS["plumb_bob"],
+            "plumb_bob",
+            752,
+            480,
+            P=projection.ravel(),
             rectified=True,
-        )  # fmt: skip
+        )
         np.testing.assert_array_equal(camera.K, projection[:, :3])
         assert camera.distortion.size == 0
         assert camera.distortion_model == "none"

@@ -13,11 +13,19 @@ from edm_ros.geometry.pose import RelativePose
 POLICY = KeyframePolicy(parallax_px=30.0, min_inliers=60, translation_m=0.25, rotation_deg=5.0)
 
 
-def _pose(rotation_deg: float = 0.0, translation_m: float = 0.0, inliers: int = 100,
-          metric: bool = True) -> RelativePose:  # fmt: skip
+def _pose(
+    rotation_deg: float = 0.0, translation_m: float = 0.0, inliers: int = 100, metric: bool = True
+) -> RelativePose:
     rotation = cv2.Rodrigues(np.radians([0.0, rotation_deg, 0.0]).reshape(3, 1))[0]
-    return RelativePose(True, "", rotation, np.array([translation_m, 0.0, 0.0]), metric,
-                        np.ones(inliers, bool), 1e-6 * np.eye(6))  # fmt: skip
+    return RelativePose(
+        True,
+        "",
+        rotation,
+        np.array([translation_m, 0.0, 0.0]),
+        metric,
+        np.ones(inliers, bool),
+        1e-6 * np.eye(6),
+    )
 
 
 def test_a_frame_close_to_the_keyframe_keeps_it() -> None:

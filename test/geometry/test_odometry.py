@@ -32,8 +32,15 @@ def _transform(
 
 
 def _relative(transform: np.ndarray, metric: bool = True, variance: float = 1e-6) -> RelativePose:
-    return RelativePose(True, "", transform[:3, :3], transform[:3, 3], metric, np.ones(50, bool),
-                        variance * np.eye(6))  # fmt: skip
+    return RelativePose(
+        True,
+        "",
+        transform[:3, :3],
+        transform[:3, 3],
+        metric,
+        np.ones(50, bool),
+        variance * np.eye(6),
+    )
 
 
 def _is_positive_definite(covariance: np.ndarray) -> bool:
@@ -79,8 +86,9 @@ class TestIntegrator:
         integrator.start(0)
         for index in range(1, 6):
             result = integrator.update(_relative(step), index * STEP_NS, new_keyframe=True)
-        np.testing.assert_allclose(result.pose.transform, np.linalg.matrix_power(step, 5),
-                                   atol=1e-12)  # fmt: skip
+        np.testing.assert_allclose(
+            result.pose.transform, np.linalg.matrix_power(step, 5), atol=1e-12
+        )
         assert _is_positive_definite(result.pose.covariance)
         assert result.step is not None and result.step_duration_s == pytest.approx(0.1)
         np.testing.assert_allclose(result.step.transform, step, atol=1e-12)
@@ -103,8 +111,9 @@ class TestIntegrator:
         traces = []
         for index in range(1, 5):
             step = _transform((0, 1, 0), (0, 0, 0.2))
-            traces.append(np.trace(integrator.update(_relative(step), index * STEP_NS,
-                                                     True).pose.covariance))  # fmt: skip
+            traces.append(
+                np.trace(integrator.update(_relative(step), index * STEP_NS, True).pose.covariance)
+            )
         assert traces == sorted(traces) and traces[-1] > 4 * 6e-6 * 0.99
 
     def test_a_restart_continues_from_the_last_tracked_pose(self) -> None:
@@ -145,10 +154,12 @@ class TestBodyFrame:
     def test_monocular_odometry_has_no_position_and_says_so(self) -> None:
         integrator = OdometryIntegrator()
         integrator.start(0)
-        integrator.update(_relative(_transform((0, 3, 0), (0, 0, 1.0)), metric=False), STEP_NS,
-                          True)  # fmt: skip
-        step = integrator.update(_relative(_transform((0, 3, 0), (0, 0, 1.0)), metric=False),
-                                 2 * STEP_NS, True)  # fmt: skip
+        integrator.update(
+            _relative(_transform((0, 3, 0), (0, 0, 1.0)), metric=False), STEP_NS, True
+        )
+        step = integrator.update(
+            _relative(_transform((0, 3, 0), (0, 0, 1.0)), metric=False), 2 * STEP_NS, True
+        )
         pose, twist = body_odometry(step, T_BASE_CAM)
         np.testing.assert_array_equal(pose.transform[:3, 3], 0.0)
         np.testing.assert_array_equal(twist.linear_mps, 0.0)

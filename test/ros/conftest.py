@@ -101,8 +101,9 @@ def start_installed(
     return start_logged([script, *command[1:]], log_path, new_session=new_session)
 
 
-def start_node(tmp_dir: Path, mode: str, extra_args: list[str] | None = None,
-               **params: object) -> NodeProcess:  # fmt: skip
+def start_node(
+    tmp_dir: Path, mode: str, extra_args: list[str] | None = None, **params: object
+) -> NodeProcess:
     """The node with config/matcher.yaml, config/<mode>.yaml and the test parameters."""
     values = {**TEST_PARAMS, **params}
     weights = str(values["weights_path"])

@@ -33,11 +33,20 @@ K = np.array([[200.0, 0.0, 31.5], [0.0, 210.0, 23.5], [0.0, 0.0, 1.0]])
 HEADER = header_of(Stamped(1_700_000_000_123_456_789, "cam_optical"))
 
 ENCODINGS = {
-    "mono8": (np.uint8, 1), "mono16": (np.uint16, 1), "bgr8": (np.uint8, 3), "rgb8": (np.uint8, 3),
-    "bgra8": (np.uint8, 4), "rgba8": (np.uint8, 4), "16UC1": (np.uint16, 1),
-    "32FC1": (np.float32, 1), "64FC1": (np.float64, 1), "16SC1": (np.int16, 1),
-    "8UC3": (np.uint8, 3), "bgr16": (np.uint16, 3), "bayer_rggb8": (np.uint8, 1),
-}  # fmt: skip
+    "mono8": (np.uint8, 1),
+    "mono16": (np.uint16, 1),
+    "bgr8": (np.uint8, 3),
+    "rgb8": (np.uint8, 3),
+    "bgra8": (np.uint8, 4),
+    "rgba8": (np.uint8, 4),
+    "16UC1": (np.uint16, 1),
+    "32FC1": (np.float32, 1),
+    "64FC1": (np.float64, 1),
+    "16SC1": (np.int16, 1),
+    "8UC3": (np.uint8, 3),
+    "bgr16": (np.uint16, 3),
+    "bayer_rggb8": (np.uint8, 1),
+}
 
 
 def _random_image(dtype: type, channels: int, height: int = 48, width: int = 64) -> np.ndarray:
@@ -193,10 +202,14 @@ def test_header_round_trip_is_exact() -> None:
 def test_match_array_fields(with_mask: bool) -> None:
     count = 5
     result = MatchResult(
-        RNG.random((count, 2), np.float32) * 60, RNG.random((count, 2), np.float32) * 30,
-        np.linspace(1, 0.2, count, dtype=np.float32), np.full(count, 0.9, np.float32),
-        (64, 48), (32, 24), 12.5,
-    )  # fmt: skip
+        RNG.random((count, 2), np.float32) * 60,
+        RNG.random((count, 2), np.float32) * 30,
+        np.linspace(1, 0.2, count, dtype=np.float32),
+        np.full(count, 0.9, np.float32),
+        (64, 48),
+        (32, 24),
+        12.5,
+    )
     mask = np.array([1, 0, 1, 1, 0], bool) if with_mask else None
     reference, current = Stamped(10, "left"), Stamped(10, "right")
     msg = match_array_from_result(result, "stereo", reference, current, mask)
@@ -214,9 +227,14 @@ def test_match_array_sequences_pass_the_field_checks_of_humble() -> None:
     """Humble always checks field types (Jazzy/Kilted with ROS_PYTHON_CHECK_FIELDS=1)."""
     count = 3000
     result = MatchResult(
-        RNG.random((count, 2), np.float32) * 60, RNG.random((count, 2), np.float32) * 30,
-        RNG.random(count, np.float32), RNG.random(count, np.float32), (64, 48), (32, 24), 1.0,
-    )  # fmt: skip
+        RNG.random((count, 2), np.float32) * 60,
+        RNG.random((count, 2), np.float32) * 30,
+        RNG.random(count, np.float32),
+        RNG.random(count, np.float32),
+        (64, 48),
+        (32, 24),
+        1.0,
+    )
     msg = match_array_from_result(
         result, "sequential", Stamped(1, "a"), Stamped(2, "a"), RNG.random(count) > 0.5
     )
@@ -235,21 +253,34 @@ def test_quaternion_matches_the_rotation(rotation_deg: tuple[float, float, float
     rotation = cv2.Rodrigues(np.radians(np.array(rotation_deg, np.float64)))[0]
     x, y, z, w = quaternion_from_rotation(rotation)
     assert w >= 0 and np.hypot(np.hypot(x, y), np.hypot(z, w)) == pytest.approx(1.0)
-    rebuilt = np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])  # fmt: skip
+    rebuilt = np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
     np.testing.assert_allclose(rebuilt, rotation, atol=1e-9)
 
 
 def test_relative_pose_message_carries_both_headers_pose_state_and_covariance() -> None:
     rotation = cv2.Rodrigues(np.array([0.0, 0.1, 0.0]))[0]
     covariance = np.diag([1e-4, 2e-4, 3e-4, 1e-6, 2e-6, 3e-6])
-    pose = RelativePose(True, "", rotation, np.array([0.6, 0.0, 0.8]), True, np.ones(3, bool),
-                        covariance)  # fmt: skip
-    output = PipelineOutput((), pose, Stamped(5, "left_optical"), Stamped(9, "left_optical"),
-                            TrackingState.OK, "", "", 4, False, None)  # fmt: skip
+    pose = RelativePose(
+        True, "", rotation, np.array([0.6, 0.0, 0.8]), True, np.ones(3, bool), covariance
+    )
+    output = PipelineOutput(
+        (),
+        pose,
+        Stamped(5, "left_optical"),
+        Stamped(9, "left_optical"),
+        TrackingState.OK,
+        "",
+        "",
+        4,
+        False,
+        None,
+    )
     msg = relative_pose_msg(output)
     assert msg.header == header_of(Stamped(9, "left_optical"))
     assert msg.reference_header == header_of(Stamped(5, "left_optical"))

@@ -23,19 +23,37 @@ class Clock:
         return self.now_s
 
 
-def _output(state: TrackingState, matches: int, reason: str = "", inliers: int = 0
-            ) -> PipelineOutput:  # fmt: skip
+def _output(
+    state: TrackingState, matches: int, reason: str = "", inliers: int = 0
+) -> PipelineOutput:
     points = np.zeros((matches, 2), np.float32)
-    result = MatchResult(points, points, np.ones(matches, np.float32), np.ones(matches, np.float32),
-                         (64, 48), (64, 48), 20.0)  # fmt: skip
+    result = MatchResult(
+        points,
+        points,
+        np.ones(matches, np.float32),
+        np.ones(matches, np.float32),
+        (64, 48),
+        (64, 48),
+        20.0,
+    )
     mask = np.arange(matches) < inliers
     pose = RelativePose(True, "", np.eye(3), np.array([0, 0, 1.0]), False, mask, np.eye(6))
     pair = PairMatches(
         "sequential", Stamped(1, "a"), Stamped(2, "a"), result, None, (points, points)
     )
     has_pose = state in (TrackingState.OK, TrackingState.FEW_MATCHES)
-    return PipelineOutput((pair,), pose if has_pose else None, Stamped(1, "a"), Stamped(2, "a"),
-                          state, reason, "", matches, False, None)  # fmt: skip
+    return PipelineOutput(
+        (pair,),
+        pose if has_pose else None,
+        Stamped(1, "a"),
+        Stamped(2, "a"),
+        state,
+        reason,
+        "",
+        matches,
+        False,
+        None,
+    )
 
 
 @pytest.fixture

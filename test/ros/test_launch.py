@@ -78,9 +78,14 @@ def launched(tmp_path_factory) -> Iterator[Launch]:
         pytest.skip(f"test weights not found at {PARITY_WEIGHTS}")
     tmp = tmp_path_factory.mktemp("launch")
     params = write_params_file(tmp / "params.yaml", LAUNCH_PARAMS)
-    arguments = ["mode:=sequential", f"params_file:={params}", f"weights_path:={PARITY_WEIGHTS}",
-                 "device:=cpu", f"namespace:={NAMESPACE}",
-                 *(f"{name}:={topic}" for name, topic in INPUTS.items())]  # fmt: skip
+    arguments = [
+        "mode:=sequential",
+        f"params_file:={params}",
+        f"weights_path:={PARITY_WEIGHTS}",
+        "device:=cpu",
+        f"namespace:={NAMESPACE}",
+        *(f"{name}:={topic}" for name, topic in INPUTS.items()),
+    ]
     launch = Launch(tmp / "launch.log", arguments)
     try:
         yield launch
@@ -111,8 +116,16 @@ def test_launched_node_matches_frames_on_remapped_namespaced_topics(player: Fram
 def test_topic_echo_once_prints_a_match_array(player: FramePlayer, tmp_path: Path) -> None:
     topic = f"{NODE}/matches"
     subscribers = player.node.count_subscribers(topic)
-    command = ["ros2", "topic", "echo", "--once", "--no-daemon", "--no-arr", topic,
-               "edm_ros/msg/MatchArray"]  # fmt: skip
+    command = [
+        "ros2",
+        "topic",
+        "echo",
+        "--once",
+        "--no-daemon",
+        "--no-arr",
+        topic,
+        "edm_ros/msg/MatchArray",
+    ]
     echo = start_installed(command, tmp_path / "echo.log")
     try:
         player.wait_until(
@@ -174,11 +187,25 @@ def test_ros2_run_starts_the_installed_node(probe_node: Node, tmp_path: Path) ->
     if not PARITY_WEIGHTS.is_file():
         pytest.skip(f"test weights not found at {PARITY_WEIGHTS}")
     params = write_params_file(tmp_path / "params.yaml", LAUNCH_PARAMS)
-    command = ["ros2", "run", "edm_ros", "matcher_node", "--ros-args",
-               "--params-file", str(CONFIG_DIR / "matcher.yaml"),
-               "--params-file", str(CONFIG_DIR / "sequential.yaml"), "--params-file", str(params),
-               "-p", f"weights_path:={PARITY_WEIGHTS}", "-p", "device:=cpu",
-               "-r", "__ns:=/run"]  # fmt: skip
+    command = [
+        "ros2",
+        "run",
+        "edm_ros",
+        "matcher_node",
+        "--ros-args",
+        "--params-file",
+        str(CONFIG_DIR / "matcher.yaml"),
+        "--params-file",
+        str(CONFIG_DIR / "sequential.yaml"),
+        "--params-file",
+        str(params),
+        "-p",
+        f"weights_path:={PARITY_WEIGHTS}",
+        "-p",
+        "device:=cpu",
+        "-r",
+        "__ns:=/run",
+    ]
     # its own process group: ros2 run forwards no signal, a terminal's Ctrl-C reaches the group
     run = start_installed(command, tmp_path / "run.log", new_session=True)
     try:

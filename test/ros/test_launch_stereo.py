@@ -32,12 +32,14 @@ def stereo_launch(tmp_path: Path) -> LaunchDescription:
     launch_file = Path(get_package_share_directory("edm_ros")) / "launch" / "matcher.launch.py"
     params = write_params_file(tmp_path / "params.yaml", TEST_PARAMS)
     arguments = {"mode": "stereo", "params_file": str(params), "use_sim_time": "true"}
-    return LaunchDescription([
-        IncludeLaunchDescription(
-            PythonLaunchDescriptionSource(str(launch_file)), launch_arguments=arguments.items()
-        ),
-        launch_pytest.actions.ReadyToTest(),
-    ])  # fmt: skip
+    return LaunchDescription(
+        [
+            IncludeLaunchDescription(
+                PythonLaunchDescriptionSource(str(launch_file)), launch_arguments=arguments.items()
+            ),
+            launch_pytest.actions.ReadyToTest(),
+        ]
+    )
 
 
 @pytest.mark.launch(fixture=stereo_launch)

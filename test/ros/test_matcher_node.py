@@ -141,8 +141,11 @@ def test_frames_give_match_arrays_and_poses_stamped_like_the_inputs(stream: Stre
         assert (stamp_to_ns(msg.header.stamp), msg.header.frame_id) == (record.stamp_ns, LEFT_FRAME)
         assert stamp_to_ns(msg.reference_header.stamp) == reference_ns
         assert (msg.width, msg.height, msg.reference_width, msg.reference_height) == (
-            WIDTH, HEIGHT, WIDTH, HEIGHT,
-        )  # fmt: skip
+            WIDTH,
+            HEIGHT,
+            WIDTH,
+            HEIGHT,
+        )
         assert len(msg.confidence) > 20 and msg.inference_ms > 0
         mask = np.frombuffer(bytes(msg.inlier_mask), np.uint8)
         assert len(mask) == len(msg.confidence) and mask.sum() >= 8  # min_inliers of the test
@@ -170,15 +173,17 @@ def test_debug_image_shows_the_last_pair(stream: Stream) -> None:
     subscription = node.create_subscription(Image, "/edm/debug_image", images.append, 10)
     try:
         stream.wait(
-            lambda: node.count_publishers("/edm/debug_image") > 0
-            and subscription.get_publisher_count() > 0,
+            lambda: (
+                node.count_publishers("/edm/debug_image") > 0
+                and subscription.get_publisher_count() > 0
+            ),
             "the debug image publisher",
-        )  # fmt: skip
+        )
         record = stream.send_and_wait()
         stream.wait(
             lambda: any(stamp_to_ns(i.header.stamp) == record.stamp_ns for i in images),
             "the debug image of the frame",
-        )  # fmt: skip
+        )
     finally:
         node.destroy_subscription(subscription)
     image = next(i for i in images if stamp_to_ns(i.header.stamp) == record.stamp_ns)
@@ -193,7 +198,11 @@ def test_bad_inputs_are_rejected_with_warnings_and_the_node_keeps_working(stream
     stream.send_and_wait()  # a reference frame
     bad_frames = {
         "image encoding 'yuv422' is not supported": lambda h: Image(
-            header=h, height=HEIGHT, width=WIDTH, encoding="yuv422", step=2 * WIDTH,
+            header=h,
+            height=HEIGHT,
+            width=WIDTH,
+            encoding="yuv422",
+            step=2 * WIDTH,
             data=bytes(2 * WIDTH * HEIGHT),
         ),
         "image is 0x0 pixels": lambda h: Image(header=h, encoding="mono8"),
@@ -204,7 +213,7 @@ def test_bad_inputs_are_rejected_with_warnings_and_the_node_keeps_working(stream
         "cannot hold 256 rows": lambda h: Image(
             header=h, height=HEIGHT, width=WIDTH, encoding="mono8", step=WIDTH, data=bytes(99)
         ),
-    }  # fmt: skip
+    }
     for text, make_image in bad_frames.items():
         _, _, infos = stream.messages()
         stream.player.publish("camera_info", infos[0])

@@ -50,8 +50,12 @@ class StereoStream:
         except TimeoutError as err:
             pytest.fail(f"{err}; node log:\n{self.node.log()[-4000:]}")
 
-    def send(self, right_jitter_ms: float = 0.0, images: list[np.ndarray] | None = None,
-             infos: list | None = None) -> FrameRecord:  # fmt: skip
+    def send(
+        self,
+        right_jitter_ms: float = 0.0,
+        images: list[np.ndarray] | None = None,
+        infos: list | None = None,
+    ) -> FrameRecord:
         index = self.next_index
         self.next_index += 1
         own_images, own_infos = sequence_frame_messages(SEQUENCE, "stereo", index)
@@ -74,9 +78,13 @@ class StereoStream:
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory, probe_node) -> Iterator[StereoStream]:
     node = start_node(
-        tmp_path_factory.mktemp("stereo"), "stereo", weights_path=RANDOM_WEIGHTS,
-        sync_policy="approximate", sync_tolerance_s=TOLERANCE_MS / 1000, min_inliers=5,
-    )  # fmt: skip
+        tmp_path_factory.mktemp("stereo"),
+        "stereo",
+        weights_path=RANDOM_WEIGHTS,
+        sync_policy="approximate",
+        sync_tolerance_s=TOLERANCE_MS / 1000,
+        min_inliers=5,
+    )
     try:
         player = FramePlayer(probe_node, "stereo")
         player.wait_for_node(timeout_s=60.0)
@@ -101,8 +109,9 @@ def test_jittered_pairs_give_stereo_and_temporal_matches_with_their_headers(
         stereo = by_mode["stereo"]
         assert match_array_problems(stereo) == []
         assert (stamp_to_ns(stereo.reference_header.stamp), stereo.reference_header.frame_id) == (
-            record.stamp_ns, LEFT_FRAME,
-        )  # fmt: skip
+            record.stamp_ns,
+            LEFT_FRAME,
+        )
         assert stereo.header.frame_id == RIGHT_FRAME
         assert abs(stamp_to_ns(stereo.header.stamp) - record.stamp_ns) <= TOLERANCE_MS * MS
         if previous is None:
@@ -146,8 +155,10 @@ def test_stereo_pair_of_different_sizes_is_rejected_and_the_node_goes_on(
     )
     infos[1].p[10] = 1.0
     stream.send(images=[SEQUENCE.frames[0].left, small], infos=infos)
-    stream.wait(lambda: "left image is 320x256 but right is 160x128" in stream.node.log(),
-                "the mismatched-size warning")  # fmt: skip
+    stream.wait(
+        lambda: "left image is 320x256 but right is 160x128" in stream.node.log(),
+        "the mismatched-size warning",
+    )
     record = stream.send_and_wait()
     assert len(record.matches) == 2 and stream.node.process.poll() is None
 
@@ -177,11 +188,14 @@ def _rectified(pair) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     right = cv2.imread(str(pair.image1), cv2.IMREAD_GRAYSCALE)
     size = (left.shape[1], left.shape[0])
     rotation, translation = pair.T_0to1[:3, :3], pair.T_0to1[:3, 3].reshape(3, 1)
-    r1, r2, p1, p2, *_ = cv2.stereoRectify(pair.K0, pair.distortion0, pair.K1, pair.distortion1,
-                                           size, rotation, translation, alpha=0)  # fmt: skip
+    r1, r2, p1, p2, *_ = cv2.stereoRectify(
+        pair.K0, pair.distortion0, pair.K1, pair.distortion1, size, rotation, translation, alpha=0
+    )
     images = []
-    for image, K, D, R, P in ((left, pair.K0, pair.distortion0, r1, p1),
-                              (right, pair.K1, pair.distortion1, r2, p2)):  # fmt: skip
+    for image, K, D, R, P in (
+        (left, pair.K0, pair.distortion0, r1, p1),
+        (right, pair.K1, pair.distortion1, r2, p2),
+    ):
         maps = cv2.initUndistortRectifyMap(K, D, R, P, size, cv2.CV_32FC1)
         images.append(cv2.remap(image, *maps, cv2.INTER_LINEAR))
     return images[0], images[1], p1, p2

@@ -69,10 +69,14 @@ def outputs(tmp_path_factory, probe_node) -> Iterator[Outputs]:
     mounting.transform.rotation.z, mounting.transform.rotation.w = -0.5, 0.5
     static.publish(tf2_msgs.TFMessage(transforms=[mounting]))
     node = start_node(
-        tmp_path_factory.mktemp("odometry"), "stereo", weights_path=RANDOM_WEIGHTS,
-        publish_tf=True, odom_frame="vo_odom", base_frame="robot_base",
+        tmp_path_factory.mktemp("odometry"),
+        "stereo",
+        weights_path=RANDOM_WEIGHTS,
+        publish_tf=True,
+        odom_frame="vo_odom",
+        base_frame="robot_base",
         lost_frames_before_restart=0,
-    )  # fmt: skip
+    )
     try:
         player = FramePlayer(probe_node, "stereo")
         player.wait_for_node(timeout_s=60.0)
@@ -102,16 +106,19 @@ def test_first_frame_starts_odometry_at_the_identity_in_rep105_frames(outputs: O
     assert np.all(np.diag(np.asarray(odometry.twist.covariance).reshape(6, 6)) >= 1e6)  # no step
     (transform,) = outputs.tf[-1].transforms
     assert (transform.header.frame_id, transform.child_frame_id) == ("vo_odom", "robot_base")
-    outputs.wait(lambda: "from /tf_static robot_base -> camera_left" in outputs.node.log(),
-                 "the mounting taken from /tf_static")  # fmt: skip
+    outputs.wait(
+        lambda: "from /tf_static robot_base -> camera_left" in outputs.node.log(),
+        "the mounting taken from /tf_static",
+    )
 
 
 def test_a_failed_frame_is_published_as_lost_against_its_keyframe(outputs: Outputs) -> None:
     keyframe_ns = outputs.send()
     for _ in range(2):  # random weights: no pose, the keyframe stays (no restart configured)
         stamp_ns = outputs.send()
-        relative = next(m for m in outputs.player.relative_poses
-                        if stamp_to_ns(m.header.stamp) == stamp_ns)  # fmt: skip
+        relative = next(
+            m for m in outputs.player.relative_poses if stamp_to_ns(m.header.stamp) == stamp_ns
+        )
         if relative.state != RelativePose.STATE_LOST:
             pytest.skip("random matches gave a pose: nothing lost to check")
         assert stamp_to_ns(relative.reference_header.stamp) == keyframe_ns

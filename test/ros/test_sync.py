@@ -37,8 +37,9 @@ def _message(name: str, stamp_ns: int) -> SimpleNamespace:
     return SimpleNamespace(name=name, header=Header(stamp=stamp))
 
 
-def _collector(implementation: str, num_inputs: int, queue_size: int, policy: str,
-               tolerance_s: float = 0.0) -> tuple[Add, list[tuple[str, ...]]]:  # fmt: skip
+def _collector(
+    implementation: str, num_inputs: int, queue_size: int, policy: str, tolerance_s: float = 0.0
+) -> tuple[Add, list[tuple[str, ...]]]:
     """``add`` feeding one synchroniser of ``implementation``, and the groups it emitted (names)."""
     groups: list[tuple[str, ...]] = []
 
@@ -104,8 +105,9 @@ def test_approximate_policy_pairs_stereo_with_jitter_within_tolerance(
         add(1, f"left_info{frame}", left)
         add(2, f"right{frame}", right)
         add(3, f"right_info{frame}", right)
-    assert groups == [(f"left{f}", f"left_info{f}", f"right{f}", f"right_info{f}")
-                      for f in range(3)]  # fmt: skip
+    assert groups == [
+        (f"left{f}", f"left_info{f}", f"right{f}", f"right_info{f}") for f in range(3)
+    ]
 
 
 @pytest.mark.parametrize("tolerance_s", [0.005, 0.01, 0.0029, 1 / 30])
@@ -165,8 +167,10 @@ def test_both_implementations_group_jittered_streams_alike(policy: str, seed: in
 def test_node_subscribes_with_message_filters_when_importable(probe_node: Node) -> None:
     """Real subscriptions: an image and a camera_info with equal stamps reach the callback."""
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    topics = [InputTopic(Image, "sync_test/image", reliable),
-              InputTopic(CameraInfo, "sync_test/camera_info", reliable)]  # fmt: skip
+    topics = [
+        InputTopic(Image, "sync_test/image", reliable),
+        InputTopic(CameraInfo, "sync_test/camera_info", reliable),
+    ]
     groups: list[tuple] = []
     inputs = SynchronizedInputs(probe_node, topics, "exact", 0.0, 10, lambda *m: groups.append(m))
     try:
