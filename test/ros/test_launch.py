@@ -133,8 +133,20 @@ def test_topic_echo_once_prints_a_match_array(player: FramePlayer, tmp_path: Pat
             TIMEOUT_S,
             "ros2 topic echo to subscribe",
         )
-        images, infos = sequence_frame_messages(SEQUENCE, "sequential", 2)
-        player.publish_frame(2, images, infos)
+        # The probe sees the echo's subscription before the node's writer may have matched it,
+        # so a MatchArray can miss it: publish frames until the echo has one (bounded).
+        deadline = time.monotonic() + TIMEOUT_S
+        index = 2
+        while echo.poll() is None:
+            assert time.monotonic() < deadline, "ros2 topic echo received no MatchArray"
+            images, infos = sequence_frame_messages(SEQUENCE, "sequential", index)
+            record = player.publish_frame(index, images, infos)
+            player.wait_until(
+                lambda record=record: record.matches or echo.poll() is not None,
+                TIMEOUT_S,
+                "a MatchArray",
+            )
+            index += 1
         assert echo.wait(timeout=TIMEOUT_S) == 0
     finally:
         stop(echo)
