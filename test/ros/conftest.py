@@ -3,6 +3,7 @@ matcher node started as its own process (the installed executable) with a params
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -112,6 +113,21 @@ def start_node(
     overrides = write_params_file(tmp_dir / f"{mode}_test.yaml", values)
     files = [CONFIG_DIR / "matcher.yaml", CONFIG_DIR / f"{mode}.yaml", overrides]
     return NodeProcess(tmp_dir / f"{mode}_node.log", files, extra_args or [])
+
+
+@contextlib.contextmanager
+def node_with_player(
+    tmp_dir: Path, probe: Node, mode: str, **params: object
+) -> Iterator[tuple[FramePlayer, NodeProcess]]:
+    """:func:`start_node` and a player that reached it; the node must end cleanly on SIGINT."""
+    node = start_node(tmp_dir, mode, **params)
+    try:
+        player = FramePlayer(probe, mode)
+        player.wait_for_node(timeout_s=60.0)
+        yield player, node
+    finally:
+        code = node.stop()
+    assert code == 0, f"node exit code {code} after SIGINT:\n{node.log()[-3000:]}"
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from edm_ros.ros.player import (
     sequence_frame_messages,
 )
 from edm_ros.ros.processes import write_params_file
-from test.ros.conftest import CONFIG_DIR, NodeProcess, start_node
+from test.ros.conftest import CONFIG_DIR, NodeProcess, node_with_player
 
 WIDTH, HEIGHT = 320, 256
 TIMEOUT_S = 30.0
@@ -99,14 +99,9 @@ class Stream:
 
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory, probe_node) -> Iterator[Stream]:
-    node = start_node(tmp_path_factory.mktemp("sequential"), "sequential")
-    try:
-        player = FramePlayer(probe_node, "sequential", debug_image=False)
-        player.wait_for_node(timeout_s=60.0)
+    folder = tmp_path_factory.mktemp("sequential")
+    with node_with_player(folder, probe_node, "sequential") as (player, node):
         yield Stream(player, node)
-    finally:
-        code = node.stop()
-    assert code == 0, f"node exit code {code} after SIGINT:\n{node.log()[-3000:]}"
 
 
 def test_no_data_diagnostic_names_the_topics_and_sync_policy(stream: Stream) -> None:

@@ -26,7 +26,7 @@ from edm_ros.ros.player import (
     sequence_frame_messages,
 )
 from test.conftest import DATA_DIR
-from test.ros.conftest import NodeProcess, start_node
+from test.ros.conftest import NodeProcess, node_with_player
 
 WIDTH, HEIGHT = 320, 256
 TIMEOUT_S = 30.0
@@ -77,21 +77,16 @@ class StereoStream:
 
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory, probe_node) -> Iterator[StereoStream]:
-    node = start_node(
+    with node_with_player(
         tmp_path_factory.mktemp("stereo"),
+        probe_node,
         "stereo",
         weights_path=RANDOM_WEIGHTS,
         sync_policy="approximate",
         sync_tolerance_s=TOLERANCE_MS / 1000,
         min_inliers=5,
-    )
-    try:
-        player = FramePlayer(probe_node, "stereo")
-        player.wait_for_node(timeout_s=60.0)
+    ) as (player, node):
         yield StereoStream(player, node)
-    finally:
-        code = node.stop()
-    assert code == 0, f"node exit code {code} after SIGINT:\n{node.log()[-3000:]}"
 
 
 def test_random_weights_are_announced_loudly(stream: StereoStream) -> None:

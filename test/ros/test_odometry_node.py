@@ -21,7 +21,7 @@ from edm_ros.data.synthetic import stereo_sequence
 from edm_ros.model.checkpoint import RANDOM_WEIGHTS
 from edm_ros.ros.conversions import stamp_to_ns
 from edm_ros.ros.player import LEFT_FRAME, FramePlayer, sequence_frame_messages
-from test.ros.conftest import NodeProcess, start_node
+from test.ros.conftest import NodeProcess, node_with_player
 
 tf2_msgs = pytest.importorskip("tf2_msgs.msg", reason="tf2_msgs not built (make venv)")
 
@@ -68,22 +68,17 @@ def outputs(tmp_path_factory, probe_node) -> Iterator[Outputs]:
     mounting.transform.rotation.x, mounting.transform.rotation.y = -0.5, 0.5
     mounting.transform.rotation.z, mounting.transform.rotation.w = -0.5, 0.5
     static.publish(tf2_msgs.TFMessage(transforms=[mounting]))
-    node = start_node(
+    with node_with_player(
         tmp_path_factory.mktemp("odometry"),
+        probe_node,
         "stereo",
         weights_path=RANDOM_WEIGHTS,
         publish_tf=True,
         odom_frame="vo_odom",
         base_frame="robot_base",
         lost_frames_before_restart=0,
-    )
-    try:
-        player = FramePlayer(probe_node, "stereo")
-        player.wait_for_node(timeout_s=60.0)
+    ) as (player, node):
         yield Outputs(player, node)
-    finally:
-        code = node.stop()
-    assert code == 0, f"node exit code {code} after SIGINT:\n{node.log()[-3000:]}"
 
 
 def test_first_frame_starts_odometry_at_the_identity_in_rep105_frames(outputs: Outputs) -> None:
