@@ -342,14 +342,39 @@ def similarity(
 
     ``out``: where to write S (a reused buffer, see :class:`Workspace`); None allocates.
     """
-    scale = coarse0.shape[-1] ** 0.5
-    return torch.bmm(coarse0 / scale, (coarse1 / scale).transpose(1, 2), out=out).div_(temperature)
+    return _scaled_similarity(_scaled(coarse0), _scaled(coarse1), temperature, out)
+
+
+def _scaled(features: Tensor) -> Tensor:
+    return features / features.shape[-1] ** 0.5
+
+
+def _scaled_similarity(
+    scaled0: Tensor, scaled1: Tensor, temperature: float, out: Tensor | None
+) -> Tensor:
+    return torch.bmm(scaled0, scaled1.transpose(1, 2), out=out).div_(temperature)
 
 
 def dual_softmax(coarse0: Tensor, coarse1: Tensor, temperature: float) -> Tensor:
     """Full confidence matrix P = softmax_rows(S) * softmax_cols(S): [B, L0, L1] (training)."""
     sim = similarity(coarse0, coarse1, temperature)
     return F.softmax(sim, dim=1) * F.softmax(sim, dim=2)
+
+
+#: float32 exp() of arguments below about -87.3 is subnormal, and x86 CPUs compute those about
+#: 20x slower (4.5x for a whole 640x480 similarity matrix of random weights). Inference takes exp
+#: as 0 below this argument: in the log-domain path that drops entries under 2e-38 of their row's
+#: or column's peak; in the fast path (shifted by the global peak) rows that small already lose
+#: precision in float32, and those whose sum underflows go to the log-domain path as before.
+EXP_FLUSH = -87.0
+
+
+def _exp_(x: Tensor) -> Tensor:
+    """exp(x) in place; on the CPU 0 where x < EXP_FLUSH (flush to zero). Any shape."""
+    if x.is_cuda or _exporting() or not bool(x.amin() < EXP_FLUSH):
+        return x.exp_()
+    x.clamp_min_(EXP_FLUSH).exp_()
+    return F.threshold_(x, 1.0001 * math.exp(EXP_FLUSH), 0.0)
 
 
 def dual_softmax_row_max(
@@ -368,7 +393,7 @@ def dual_softmax_row_max(
         coarse0, coarse1: [B, L, C] coarse features.
         temperature: dual-softmax temperature.
         chunk_rows: rows of S per chunk (bounded memory for large inputs); None = one piece.
-        workspace: keeps the similarity buffer across calls (inference); None allocates.
+        workspace: keeps the similarity buffers across calls (inference); None allocates.
 
     Returns:
         row_max [B, L0] confidence, row_argmax [B, L0] index into image 1's cells.
@@ -383,12 +408,10 @@ def dual_softmax_row_max(
     return _row_max_log_domain(coarse0, coarse1, temperature, chunk_rows, workspace)
 
 
-def _similarity_into(
-    coarse0: Tensor, coarse1: Tensor, temperature: float, workspace: Workspace | None
-) -> Tensor:
-    shape = (coarse0.shape[0], coarse0.shape[1], coarse1.shape[1])
-    out = None if workspace is None else workspace.buffer("similarity", shape, coarse0)
-    return similarity(coarse0, coarse1, temperature, out)
+def _buffer(workspace: Workspace | None, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    if workspace is None:
+        return torch.empty(shape, dtype=like.dtype, device=like.device)
+    return workspace.buffer(name, shape, like)
 
 
 def _row_max_in_place(
@@ -397,8 +420,11 @@ def _row_max_in_place(
     """Fast path. With E = exp(S - max S), row sums R and column sums C, P_ij = E_ij^2 / (R_i C_j),
     so argmax_j P_ij = argmax_j E_ij / sqrt(C_j): one matrix, updated in place (the official
     code keeps two normalised copies). Rows whose sum underflows come out NaN."""
-    exp_sim = _similarity_into(coarse0, coarse1, temperature, workspace)
-    exp_sim.sub_(exp_sim.amax(dim=(1, 2), keepdim=True)).exp_()
+    shape = (coarse0.shape[0], coarse0.shape[1], coarse1.shape[1])
+    exp_sim = similarity(
+        coarse0, coarse1, temperature, _buffer(workspace, "similarity", shape, coarse0)
+    )
+    _exp_(exp_sim.sub_(exp_sim.amax(dim=(1, 2), keepdim=True)))
     row_sums, col_sums = exp_sim.sum(dim=2), exp_sim.sum(dim=1)
     best, best_col = exp_sim.mul_(col_sums.rsqrt()[:, None, :]).max(dim=2)
     return best.square() / row_sums, best_col
@@ -412,23 +438,39 @@ def _row_max_log_domain(
     workspace: Workspace | None,
 ) -> tuple[Tensor, Tensor]:
     """Robust path: log P_ij = 2 S_ij - logsumexp_j S_ij - logsumexp_i S_ij, in row chunks
-    (column log-sums accumulated over chunks, the similarity recomputed once)."""
+    (column log-sums accumulated over chunks, the similarity recomputed once). Every chunk
+    reuses the same two buffers: a fresh chunk-sized temporary per step can leave the
+    allocator holding a gigabyte (1152x1152)."""
     num_rows = coarse0.shape[1]
     step = num_rows if chunk_rows is None else max(1, min(chunk_rows, num_rows))
-    chunks = [coarse0[:, start : start + step] for start in range(0, num_rows, step)]
+    scaled0, scaled1 = _scaled(coarse0), _scaled(coarse1)
+    chunks = [scaled0[:, start : start + step] for start in range(0, num_rows, step)]
+
+    def chunk_similarity(chunk: Tensor) -> Tensor:
+        shape = (chunk.shape[0], chunk.shape[1], scaled1.shape[1])
+        return _scaled_similarity(
+            chunk, scaled1, temperature, _buffer(workspace, "similarity", shape, chunk)
+        )
+
     row_lse: list[Tensor] = []
     col_lse = torch.full_like(coarse1[..., 0], -torch.inf)  # [B, L1]
     for chunk in chunks:
-        sim = _similarity_into(chunk, coarse1, temperature, workspace)
-        row_lse.append(torch.logsumexp(sim, dim=2))
-        col_lse = torch.logaddexp(col_lse, torch.logsumexp(sim, dim=1))
+        sim = chunk_similarity(chunk)
+        shifted = _buffer(workspace, "shifted", sim.shape, sim)
+        row_lse.append(_logsumexp(sim, 2, shifted))
+        col_lse = torch.logaddexp(col_lse, _logsumexp(sim, 1, shifted))
     values, indices = [], []
     for chunk, lse in zip(chunks, row_lse):
-        sim = _similarity_into(chunk, coarse1, temperature, workspace)
-        best, best_col = sim.mul_(2.0).sub_(col_lse[:, None, :]).max(dim=2)
+        best, best_col = chunk_similarity(chunk).mul_(2.0).sub_(col_lse[:, None, :]).max(dim=2)
         values.append(torch.exp(best - lse))
         indices.append(best_col)
     return torch.cat(values, dim=1), torch.cat(indices, dim=1)
+
+
+def _logsumexp(x: Tensor, dim: int, shifted: Tensor) -> Tensor:
+    """log sum_dim exp(x) of a finite x, computed in ``shifted`` (a buffer of x's shape)."""
+    peak = x.amax(dim=dim, keepdim=True)
+    return _exp_(torch.sub(x, peak, out=shifted)).sum(dim=dim).log_().add_(peak.squeeze(dim))
 
 
 def select_top_k(row_max: Tensor, row_argmax: Tensor, k: int) -> TopK:

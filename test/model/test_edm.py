@@ -9,9 +9,11 @@ from edm_ros.model.checkpoint import load_weights
 from edm_ros.model.config import EDMConfig, num_candidates
 from edm_ros.model.edm import (
     EDM,
+    EXP_FLUSH,
     dual_softmax,
     dual_softmax_row_max,
     rope_tables,
+    similarity,
 )
 from test.conftest import PARITY_SIZES, load_parity_fixture
 
@@ -152,6 +154,22 @@ def test_row_max_does_not_overflow_where_exp_would(chunk_rows):
     values, indices = dual_softmax_row_max(feat, feat, 0.1, chunk_rows)
     assert torch.isfinite(values).all() and (values <= 1.0 + 1e-6).all()
     assert torch.equal(indices[0], torch.arange(50)), "each feature matches itself"
+
+
+@pytest.mark.parametrize("chunk_rows", [None, 37])
+def test_row_max_is_exact_where_exp_of_the_spread_would_be_subnormal(chunk_rows):
+    """Entries below exp(EXP_FLUSH) taken as 0 leave the row maxima as float64 computes them
+    (confidences under 1e-6 are float32 noise in any formulation: the official one underflows)."""
+    torch.manual_seed(0)
+    feat0, feat1 = torch.randn(1, 400, 64) * 4, torch.randn(1, 380, 64) * 4
+    sim = similarity(feat0, feat1, 0.1)
+    assert sim.max() - sim.min() > 2 * -EXP_FLUSH, "the case needs a spread past float32's exp"
+    reference = dual_softmax(feat0.double(), feat1.double(), 0.1).max(dim=2)
+    values, indices = dual_softmax_row_max(feat0, feat1, 0.1, chunk_rows)
+    torch.testing.assert_close(values, reference.values.float(), rtol=1e-4, atol=1e-6)
+    confident = reference.values > 1e-6
+    assert confident.sum() > 100
+    assert torch.equal(indices[confident], reference.indices[confident])
 
 
 @pytest.mark.parametrize("batch", [1, 2, 3])
