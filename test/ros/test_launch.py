@@ -184,6 +184,14 @@ def test_no_ros2_daemon_was_started() -> None:
     assert "The daemon is not running" in ros2("daemon", "status")
 
 
+def test_launched_node_threads_sleep_while_waiting(launched: Launch, player: FramePlayer) -> None:
+    """The default omp_wait_policy: spinning OpenMP threads collapse on a shared CPU."""
+    pids = child_pids(launched.log())
+    assert len(pids) == 1, launched.log()
+    environment = Path(f"/proc/{pids[0]}/environ").read_bytes().split(b"\0")
+    assert b"OMP_WAIT_POLICY=PASSIVE" in environment
+
+
 def test_ctrl_c_ends_launch_and_node_cleanly(launched: Launch, player: FramePlayer) -> None:
     pids = child_pids(launched.log())
     assert len(pids) == 1, launched.log()
