@@ -137,9 +137,8 @@ class NodeRun:
         return json.loads(summary_path.read_text()) if summary_path.is_file() else {}
 
 
-def matcher_latency_ms(args: argparse.Namespace, size: tuple[int, int], runs: int) -> list[float]:
+def matcher_latency_ms(matcher: EDMMatcher, size: tuple[int, int], runs: int) -> list[float]:
     """Wall time of EDMMatcher.match in this process on the player's frames, milliseconds."""
-    matcher = _matcher(args, size)
     frames = stereo_sequence(min(runs + 1, 8), size[0], size[1], seed=0).frames
     matcher.match(frames[0].left, frames[1].left)  # warm-up
     times = []
@@ -162,16 +161,23 @@ def _match_threshold(args: argparse.Namespace) -> float:
 
 
 def bench_latency(args: argparse.Namespace) -> dict:
+    """The node end to end against EDMMatcher.match here, timed before and after the node's run
+    (both halves pooled), so that a change of the machine's load shows in both."""
+    matcher = _matcher(args, args.size)
+    runs = max(args.latency_frames // 2, 5)
+    before = matcher_latency_ms(matcher, args.size, runs)
     with NodeRun(args, "latency", args.size, "sequential") as node:
         summary = node.play(args.out, args.latency_frames, args.size, "latency")
+    after = matcher_latency_ms(matcher, args.size, runs)
     end_to_end = summary.get("latency_ms", [])[_WARMUP_FRAMES:]
     inference = summary.get("inference_ms", [])[_WARMUP_FRAMES:]
-    matcher = matcher_latency_ms(args, args.size, max(len(end_to_end), 5))
+    matcher_ms = before + after
     result = {
         "frames": len(end_to_end),
         "end_to_end_ms_median": statistics.median(end_to_end) if end_to_end else None,
         "node_inference_ms_median": statistics.median(inference) if inference else None,
-        "matcher_match_ms_median": statistics.median(matcher),
+        "matcher_match_ms_median": statistics.median(matcher_ms),
+        "matcher_match_ms_before_after": [statistics.median(before), statistics.median(after)],
         "problems": summary.get("problems", ["no summary"]),
     }
     if result["end_to_end_ms_median"] is not None:
