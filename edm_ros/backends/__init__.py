@@ -50,7 +50,11 @@ def create_backend(
         from edm_ros.backends.pytorch import TorchBackend
 
         return TorchBackend(
-            model, device, cuda_graph=options.cuda_graph, compile_backbone=options.compile_backbone
+            model,
+            device,
+            cuda_graph=options.cuda_graph,
+            compile_backbone=options.compile_backbone,
+            reuse_features=options.reuse_features,
         )
     if name == "onnxruntime":
         from edm_ros.backends.onnx_runtime import create_onnxruntime_backend

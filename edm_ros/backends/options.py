@@ -37,6 +37,7 @@ class BackendOptions:
     num_threads: int = 0  # onnxruntime intra-op threads; 0 = onnxruntime's default
     cuda_graph: bool = False  # torch on CUDA: capture the forward once per fixed input shape
     compile_backbone: bool = False  # torch: torch.compile the backbone (first call compiles)
+    reuse_features: bool = False  # torch: keep the last call's backbone features (see TorchBackend)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:

@@ -58,6 +58,7 @@ class TorchBackend:
         device: str = "cpu",
         cuda_graph: bool = False,
         compile_backbone: bool = False,
+        reuse_features: bool = False,
     ) -> None:
         """Args:
         model: the network (left unchanged: the backend runs a prepared copy).
@@ -66,6 +67,10 @@ class TorchBackend:
             it for that shape (other shapes run eagerly). Ignored on the CPU.
         compile_backbone: run the backbone (most of the arithmetic) through ``torch.compile``;
             the first call of each input shape compiles it (minutes on a small CPU).
+        reuse_features: keep the backbone's outputs for the images of the last call and reuse
+            them for the same image (same bytes) in the next one: in a stream of frames the
+            keyframe or the previous image skips the backbone (half of a CPU forward). Eager
+            calls only (not a captured CUDA graph).
         """
         self._device = resolve_device(device)
         self.device = str(self._device)
@@ -78,6 +83,8 @@ class TorchBackend:
         self._transfer = CudaTransfer(self._device) if on_cuda else None
         self._graph: CapturedForward | None = None
         self._capture = on_cuda and cuda_graph
+        #: backbone outputs of the last call's images by content key (None: reuse off)
+        self._kept: dict[bytes, tuple[Tensor, ...]] | None = {} if reuse_features else None
 
     def run(self, pairs: np.ndarray) -> CandidateArrays:
         """pairs [B, 2, H, W] float32 -> candidates [B, K, ...] as host arrays."""
@@ -86,9 +93,10 @@ class TorchBackend:
 
     def _run(self, pairs: np.ndarray) -> CandidateArrays:
         if self._transfer is None:
-            images, index = distinct_images(pairs)
+            images, index, keys = distinct_images(pairs)
             with torch.inference_mode():
-                out = self.model.match_pairs(torch.from_numpy(images), torch.from_numpy(index))
+                levels = self._backbone(torch.from_numpy(images), keys)
+                out = self.model.match_backbone_levels(levels, torch.from_numpy(index))
                 return CandidateArrays(*(field.float().cpu().numpy() for field in out))
         with torch.inference_mode(), torch.cuda.device(self._device):
             if self._capture and self._graph is None:
@@ -97,14 +105,27 @@ class TorchBackend:
             if self._graph is not None and self._graph.shape == tuple(pairs.shape):
                 self._transfer.upload(pairs, into=self._graph.input)
                 return CandidateArrays(*self._transfer.download(self._graph.replay()))
-            images, index = distinct_images(pairs)
-            out = self.model.match_pairs(
-                self._transfer.upload(images), torch.from_numpy(index).to(self._device)
-            )
+            images, index, keys = distinct_images(pairs)
+            levels = self._backbone(self._transfer.upload(images), keys)
+            out = self.model.match_backbone_levels(levels, torch.from_numpy(index).to(self._device))
             return CandidateArrays(*self._transfer.download(out))
 
+    def _backbone(self, images: Tensor, keys: list[bytes]) -> tuple[Tensor, ...]:
+        """The backbone's outputs for images [N, 1, H, W] (content keys), kept ones reused."""
+        if self._kept is None:
+            return self.model.backbone(images)
+        kept = self._kept
+        missing = [slot for slot, key in enumerate(keys) if key not in kept]
+        if missing:
+            computed = self.model.backbone(images if len(missing) == len(keys) else images[missing])
+            for row, slot in enumerate(missing):
+                kept[keys[slot]] = tuple(level[row : row + 1] for level in computed)
+        per_image = [kept[key] for key in keys]
+        self._kept = dict(zip(keys, per_image))  # only this call's images stay
+        return tuple(torch.cat(level) for level in zip(*per_image))
 
-def distinct_images(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+
+def distinct_images(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
     """Each distinct image of a batch once, and the pairs as indices into them.
 
     A stereo frame's current left image belongs to both of its pairs (left-right and
@@ -114,7 +135,8 @@ def distinct_images(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pairs: [B, 2, H, W] float32.
 
     Returns:
-        images [N, 1, H, W] (N <= 2B), pairs [B, 2] int64 indices into images.
+        images [N, 1, H, W] (N <= 2B), pairs [B, 2] int64 indices into images, and a content
+        key (a hash of its bytes) per image.
     """
     slot_of: dict[bytes, int] = {}
     images: list[np.ndarray] = []
@@ -125,7 +147,7 @@ def distinct_images(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             slot_of[key] = len(images)
             images.append(image)
         index.append(slot_of[key])
-    return np.stack(images), np.asarray(index, dtype=np.int64).reshape(-1, 2)
+    return np.stack(images), np.asarray(index, dtype=np.int64).reshape(-1, 2), list(slot_of)
 
 
 class CudaTransfer:

@@ -594,8 +594,13 @@ class EDM(nn.Module):
             pairs: [B, 2] int64 indices into images, (image0, image1) per pair; e.g. a stereo
                 frame [previous left, left, right] with pairs [[1, 2], [0, 1]].
         """
-        height, width = images.shape[-2], images.shape[-1]
-        features = self.features(images, pairs)  # 1-2. shared CNN and CIM
+        return self.match_backbone_levels(self.backbone(images), pairs)
+
+    def match_backbone_levels(self, levels: tuple[Tensor, ...], pairs: Tensor) -> Candidates:
+        """Stages 2-4 from the backbone's outputs (f8, f16, f32, fine; [N, ...] each) of the
+        images that ``pairs`` [B, 2] index: what ``match_pairs`` does after the backbone."""
+        features = self.cim_features(levels, pairs)  # 2. CIM
+        height, width = (COARSE_STRIDE * n for n in levels[0].shape[-2:])
         top_k = self.match_coarse(features.coarse0, features.coarse1, (width, height))  # 3.
         refined = self.refine(*features, top_k.rows, top_k.cols)  # 4. ABRHead, both directions
         grid_width, k = width // COARSE_STRIDE, top_k.rows.shape[1]
@@ -614,9 +619,13 @@ class EDM(nn.Module):
 
         images [N, 1, H, W], pairs [B, 2] (see ``match_pairs``) -> four [B, L, C].
         """
-        image_size = (images.shape[-2], images.shape[-1])
+        return self.cim_features(self.backbone(images), pairs)
+
+    def cim_features(self, levels: tuple[Tensor, ...], pairs: Tensor) -> Features:
+        """Stage 2: the CIM on every pair, from the backbone's outputs of N images [N, ...]."""
         order = torch.cat([pairs[:, 0], pairs[:, 1]])  # all images 0, then all images 1
-        f8, f16, f32, fine = (level.index_select(0, order) for level in self.backbone(images))
+        f8, f16, f32, fine = (level.index_select(0, order) for level in levels)
+        image_size = (COARSE_STRIDE * f8.shape[-2], COARSE_STRIDE * f8.shape[-1])  # (H, W)
         coarse0, coarse1 = self.neck(f8, f16, f32, image_size)
         fine0, fine1 = fine.flatten(2).transpose(1, 2).chunk(2)
         return Features(

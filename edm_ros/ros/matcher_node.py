@@ -140,6 +140,7 @@ def build_matcher(params: NodeParams) -> Any:
         batch_size=2 if params.mode == "stereo" else 1,  # stereo + temporal pair in one run
         rebuild=params.rebuild_engine,
         num_threads=params.cpu_threads,
+        reuse_features=True,  # frames repeat the keyframe (and stereo the previous left image)
     )
     return EDMMatcher(
         weights=params.weights_path or None,

@@ -62,7 +62,34 @@ def test_distinct_images_sends_a_shared_image_through_once():
     rng = np.random.default_rng(0)
     previous, left, right = (rng.random((32, 32), dtype=np.float32) for _ in range(3))
     pairs = np.stack([np.stack([left, right]), np.stack([previous, left])])
-    images, index = distinct_images(pairs)
-    assert images.shape == (3, 1, 32, 32)
+    images, index, keys = distinct_images(pairs)
+    assert images.shape == (3, 1, 32, 32) and len(set(keys)) == 3
     np.testing.assert_array_equal(index, [[0, 1], [2, 0]])
     np.testing.assert_array_equal(images[index[1, 0], 0], previous)
+
+
+def test_reused_features_skip_the_backbone_for_images_seen_in_the_last_call(parity_model):
+    """A stereo stream: frame k = (left_k, right_k) and (left_k-1, left_k); left_k-1 is kept."""
+    fixture = load_parity_fixture("320x256")
+    left, right = fixture_pairs(fixture)[0]
+    lefts = [np.roll(left, 8 * k, axis=1) for k in range(3)]
+    rights = [np.roll(right, 8 * k, axis=1) for k in range(3)]
+    frames = [
+        np.stack([np.stack([lefts[k], rights[k]]), np.stack([lefts[k - 1], lefts[k]])])
+        for k in (1, 2)
+    ]
+    reference = TorchBackend(parity_model, "cpu")
+    reusing = TorchBackend(parity_model, "cpu", reuse_features=True)
+    backbone_batches: list[int] = []
+    reusing.model.backbone.register_forward_hook(
+        lambda _module, inputs, _output: backbone_batches.append(inputs[0].shape[0])
+    )
+    for frame in frames:
+        expected, got = reference.run(frame), reusing.run(frame)
+        np.testing.assert_array_equal(got.points0, expected.points0)
+        np.testing.assert_array_equal(got.points1, expected.points1)
+        np.testing.assert_allclose(got.confidence, expected.confidence, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(got.offsets01, expected.offsets01, atol=1e-5)
+    assert backbone_batches == [3, 2], "the second frame's previous left image comes from the first"
+    reusing.run(frames[0])  # the last call kept left_2, right_2, left_1: right_1, left_0 are new
+    assert backbone_batches == [3, 2, 2]
