@@ -180,7 +180,9 @@ def our_worker(args: argparse.Namespace) -> dict:
     }
 
 
-def stream_frame(left: np.ndarray, right: np.ndarray, index: int) -> list[tuple[np.ndarray, ...]]:
+def stream_frame(
+    left: np.ndarray, right: np.ndarray, index: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Frame ``index`` of a stereo stream that moves 8 px per frame: (left, right) and
     (previous left, left), as the node matches them; the previous left repeats the last frame's."""
 

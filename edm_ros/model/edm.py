@@ -374,7 +374,7 @@ def _exp_(x: Tensor) -> Tensor:
     if x.is_cuda or _exporting() or not bool(x.amin() < EXP_FLUSH):
         return x.exp_()
     x.clamp_min_(EXP_FLUSH).exp_()
-    return F.threshold_(x, 1.0001 * math.exp(EXP_FLUSH), 0.0)
+    return F.threshold(x, 1.0001 * math.exp(EXP_FLUSH), 0.0, inplace=True)
 
 
 def dual_softmax_row_max(
