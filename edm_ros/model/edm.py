@@ -414,16 +414,22 @@ def _buffer(workspace: Workspace | None, name: str, shape: tuple[int, ...], like
     return workspace.buffer(name, shape, like)
 
 
+def _similarity_into(
+    scaled0: Tensor, scaled1: Tensor, temperature: float, workspace: Workspace | None
+) -> Tensor:
+    """S of scaled features [B, L0, C], [B, L1, C] in the workspace's similarity buffer."""
+    shape = (scaled0.shape[0], scaled0.shape[1], scaled1.shape[1])
+    out = _buffer(workspace, "similarity", shape, scaled0)
+    return _scaled_similarity(scaled0, scaled1, temperature, out)
+
+
 def _row_max_in_place(
     coarse0: Tensor, coarse1: Tensor, temperature: float, workspace: Workspace | None
 ) -> tuple[Tensor, Tensor]:
     """Fast path. With E = exp(S - max S), row sums R and column sums C, P_ij = E_ij^2 / (R_i C_j),
     so argmax_j P_ij = argmax_j E_ij / sqrt(C_j): one matrix, updated in place (the official
     code keeps two normalised copies). Rows whose sum underflows come out NaN."""
-    shape = (coarse0.shape[0], coarse0.shape[1], coarse1.shape[1])
-    exp_sim = similarity(
-        coarse0, coarse1, temperature, _buffer(workspace, "similarity", shape, coarse0)
-    )
+    exp_sim = _similarity_into(_scaled(coarse0), _scaled(coarse1), temperature, workspace)
     _exp_(exp_sim.sub_(exp_sim.amax(dim=(1, 2), keepdim=True)))
     row_sums, col_sums = exp_sim.sum(dim=2), exp_sim.sum(dim=1)
     best, best_col = exp_sim.mul_(col_sums.rsqrt()[:, None, :]).max(dim=2)
@@ -445,23 +451,17 @@ def _row_max_log_domain(
     step = num_rows if chunk_rows is None else max(1, min(chunk_rows, num_rows))
     scaled0, scaled1 = _scaled(coarse0), _scaled(coarse1)
     chunks = [scaled0[:, start : start + step] for start in range(0, num_rows, step)]
-
-    def chunk_similarity(chunk: Tensor) -> Tensor:
-        shape = (chunk.shape[0], chunk.shape[1], scaled1.shape[1])
-        return _scaled_similarity(
-            chunk, scaled1, temperature, _buffer(workspace, "similarity", shape, chunk)
-        )
-
     row_lse: list[Tensor] = []
     col_lse = torch.full_like(coarse1[..., 0], -torch.inf)  # [B, L1]
     for chunk in chunks:
-        sim = chunk_similarity(chunk)
+        sim = _similarity_into(chunk, scaled1, temperature, workspace)
         shifted = _buffer(workspace, "shifted", sim.shape, sim)
         row_lse.append(_logsumexp(sim, 2, shifted))
         col_lse = torch.logaddexp(col_lse, _logsumexp(sim, 1, shifted))
     values, indices = [], []
     for chunk, lse in zip(chunks, row_lse):
-        best, best_col = chunk_similarity(chunk).mul_(2.0).sub_(col_lse[:, None, :]).max(dim=2)
+        sim = _similarity_into(chunk, scaled1, temperature, workspace)
+        best, best_col = sim.mul_(2.0).sub_(col_lse[:, None, :]).max(dim=2)
         values.append(torch.exp(best - lse))
         indices.append(best_col)
     return torch.cat(values, dim=1), torch.cat(indices, dim=1)
