@@ -27,6 +27,7 @@ from edm_ros.errors import ConfigError, EDMError, InputError
 from edm_ros.pipeline import MonoFrame, StereoFrame
 from edm_ros.ros.conversions import grey_for_matcher, image_to_numpy, numpy_to_image, stamp_to_ns
 from edm_ros.ros.inputs import InputSpec
+from edm_ros.ros.shutdown import shutdown_ros
 from edm_ros.ros.sync import StampSynchronizer
 
 _SYNC_QUEUE_SIZE = 10  # the node's sync_queue_size default
@@ -98,8 +99,7 @@ def play(
         return count
     finally:
         node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        shutdown_ros()
 
 
 def _wait_for_subscribers(

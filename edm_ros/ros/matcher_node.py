@@ -56,6 +56,7 @@ from edm_ros.ros.outputs import (
     transform_msg,
 )
 from edm_ros.ros.params import NodeParams, declare_node_params, updated_node_params
+from edm_ros.ros.shutdown import shutdown_ros
 from edm_ros.ros.sync import InputTopic, LatestSlot, SynchronizedInputs
 from edm_ros.visualization import draw_matches
 
@@ -371,25 +372,31 @@ class MatcherNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    """``ros2 run edm_ros matcher_node [--ros-args ...]``; exits 2 with one line on bad setup."""
+    """``ros2 run edm_ros matcher_node [--ros-args ...]``; exits 2 with one line on bad setup.
+
+    Ctrl-C at any moment ends it with status 0 and no traceback.
+    """
     rclpy.init(args=args)
     try:
         node = MatcherNode()
     except EDMError as err:
         print(f"[edm matcher_node] cannot start: {err}", file=sys.stderr)
-        rclpy.shutdown()
+        shutdown_ros()
         sys.exit(2)
-    except KeyboardInterrupt:  # Ctrl-C while the model loads: a clean exit, no traceback
-        rclpy.shutdown()
+    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C while the model loads
+        shutdown_ros()
         return
+    except Exception:
+        if rclpy.ok():
+            raise
+        return  # ROS was shut down (Ctrl-C) while the node was creating its topics
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        shutdown_ros()
 
 
 if __name__ == "__main__":

@@ -189,6 +189,10 @@ class FramePlayer:
 
         self.wait_until(connected, timeout_s, f"the matcher node {self._node_name} to connect")
 
+    def wait_for_running(self, timeout_s: float) -> None:
+        """Wait for the node's first diagnostics (about 1 s after it connects): it has started."""
+        self.wait_until(lambda: bool(self.diagnostics), timeout_s, f"{self._node_name} diagnostics")
+
     def diagnostic_values(self) -> dict[str, str]:
         """Key/values of the node's latest diagnostic (empty before the first)."""
         if not self.diagnostics:

@@ -193,6 +193,7 @@ def test_launched_node_threads_sleep_while_waiting(launched: Launch, player: Fra
 
 
 def test_ctrl_c_ends_launch_and_node_cleanly(launched: Launch, player: FramePlayer) -> None:
+    player.wait_for_running(TIMEOUT_S)
     pids = child_pids(launched.log())
     assert len(pids) == 1, launched.log()
     assert stop(launched.process) == 0, launched.log()
@@ -235,7 +236,7 @@ def test_ros2_run_starts_the_installed_node(probe_node: Node, tmp_path: Path) ->
             "/run/edm",
             {"image": "/run/image", "camera_info": "/run/camera_info"},
         )
-        player.wait_for_node(TIMEOUT_S)
+        player.wait_for_running(TIMEOUT_S)  # Ctrl-C while it starts: test_matcher_node.py
         os.killpg(run.pid, signal.SIGINT)
         assert run.wait(timeout=TIMEOUT_S) == 0
     finally:

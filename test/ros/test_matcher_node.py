@@ -29,8 +29,8 @@ from edm_ros.ros.player import (
     match_array_problems,
     sequence_frame_messages,
 )
-from edm_ros.ros.processes import write_params_file
-from test.ros.conftest import CONFIG_DIR, NodeProcess, node_with_player
+from edm_ros.ros.processes import start_logged, stop, write_params_file
+from test.ros.conftest import CONFIG_DIR, TEST_PARAMS, NodeProcess, node_with_player
 
 WIDTH, HEIGHT = 320, 256
 TIMEOUT_S = 30.0
@@ -325,3 +325,41 @@ def test_node_lists_every_invalid_parameter_in_one_line(tmp_path: Path) -> None:
     assert code == 2
     for text in ("device: 'gpu'", "mode: 'mono'", "ransac_threshold_px", "input_width 100"):
         assert text in line
+
+
+# The node's main() with Ctrl-C at the moment it creates its input subscriptions: "signal" sends
+# itself SIGINT (KeyboardInterrupt there, rclpy's handler thread shutting ROS down meanwhile),
+# "shutdown" shuts ROS down first, as that thread may, so creating the subscriptions fails.
+_CTRL_C_WHILE_STARTING = """
+import os, signal, sys
+import rclpy
+from edm_ros.ros import matcher_node
+how = sys.argv.pop(1)
+subscribe_inputs = matcher_node.MatcherNode._subscribe_inputs
+def interrupted_subscribe_inputs(self):
+    if how == "signal":
+        os.kill(os.getpid(), signal.SIGINT)
+    else:
+        rclpy.shutdown()
+    return subscribe_inputs(self)
+matcher_node.MatcherNode._subscribe_inputs = interrupted_subscribe_inputs
+matcher_node.main()
+"""
+
+
+@pytest.mark.parametrize("how", ["signal", "shutdown"])
+def test_ctrl_c_while_the_node_starts_ends_it_cleanly(tmp_path: Path, how: str) -> None:
+    params = write_params_file(tmp_path / "params.yaml", TEST_PARAMS)
+    files = [CONFIG_DIR / "matcher.yaml", CONFIG_DIR / "sequential.yaml", params]
+    arguments = ["-c", _CTRL_C_WHILE_STARTING, how, "--ros-args"]
+    for path in files:
+        arguments += ["--params-file", str(path)]
+    log_path = tmp_path / "node.log"
+    process = start_logged(arguments, log_path)
+    try:
+        code = process.wait(timeout=60)
+    finally:
+        stop(process)
+    log = log_path.read_text()
+    assert code == 0 and "Traceback" not in log and "weights:" in log, log
+    assert "mode on" not in log, f"the node finished starting: Ctrl-C came too late\n{log}"
