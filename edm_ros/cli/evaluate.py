@@ -26,7 +26,7 @@ from edm_ros.backends import BACKENDS
 from edm_ros.cli.arguments import parse_size
 from edm_ros.data.benchmarks import MEGADEPTH_LONG_SIDE, read_megadepth1500, read_scannet1500
 from edm_ros.data.datasets import find_datasets
-from edm_ros.data.pairs import Dataset
+from edm_ros.data.pairs import Dataset, HomographyDataset
 from edm_ros.errors import ConfigError, EDMError
 from edm_ros.evaluation.baselines import EDMOptions, NamedMatcher, build_matcher
 from edm_ros.evaluation.latency import (
@@ -51,6 +51,11 @@ from edm_ros.model.config import MatcherConfig
 def _sizes(text: str) -> list[tuple[int, int]]:
     """'384x288,640x480' -> [(384, 288), (640, 480)]."""
     return [parse_size(part) for part in text.split(",") if part]
+
+
+def _size_text(size: tuple[int, int] | None) -> str:
+    """(640, 480) -> '640x480'; None -> the image size."""
+    return "the images' own size" if size is None else f"{size[0]}x{size[1]}"
 
 
 def _integers(text: str) -> list[int]:
@@ -99,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=functools.partial(parse_size, allow_auto=True),
         default=MatcherConfig.input_size,
         help="EDM network input WxH, multiples of 32, or 'auto' for the image size",
+    )
+    parser.add_argument(
+        "--homography-input-size",
+        type=functools.partial(parse_size, allow_auto=True),
+        default=None,
+        help="EDM network input on homography sets (HPatches); default 'auto': the images' own "
+        "size, which SIFT and ORB see too",
     )
     parser.add_argument(
         "--match-threshold",
@@ -211,16 +223,30 @@ def run(args: argparse.Namespace, command: str) -> Path:
     options = EDMOptions(args.weights, args.device, settings, args.backend)
     matchers = [build_matcher(name, options) for name in names]
     notes = []
+    homography_matchers = matchers
+    if "edm" in names and any(isinstance(d, HomographyDataset) for d in datasets):
+        homography_options = dataclasses.replace(
+            options, config=settings.updated(input_size=args.homography_input_size)
+        )
+        homography_matchers = [
+            build_matcher(name, homography_options) if name == "edm" else matcher
+            for name, matcher in zip(names, matchers, strict=True)
+        ]
+        notes.append(
+            f"EDM ran at {_size_text(args.homography_input_size)} on homography sets and at "
+            f"{_size_text(args.input_size)} on the others."
+        )
     if args.megadepth1500 and "edm" in names and args.input_size is not None:
         notes.append(
-            f"EDM ran at {args.input_size[0]}x{args.input_size[1]} on MegaDepth, not at the "
+            f"EDM ran at {_size_text(args.input_size)} on MegaDepth, not at the "
             "resized image size of the protocol; use --input-size auto to reproduce the paper."
         )
     for note in notes:
         print(note, file=sys.stderr)
     evaluations = []
     for dataset in datasets:
-        for matcher in matchers:
+        homography = isinstance(dataset, HomographyDataset)
+        for matcher in homography_matchers if homography else matchers:
             evaluation = evaluate(
                 matcher, dataset, max_pairs=args.max_pairs, show_progress=not args.no_progress
             )

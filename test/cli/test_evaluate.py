@@ -31,6 +31,7 @@ def test_default_run_evaluates_edm_with_the_shipped_weights_and_the_baselines(
     assert "the package's weights" in text and "edm_ros_v1.ckpt" in text and "RANDOM" not in text
     assert "## euroc_v101_micro_stereo (stereo rig, relative pose, 1 pairs)" in text
     assert "## hpatches_v_graffiti (homography, 1 pairs)" in text
+    assert "EDM ran at the images' own size on homography sets and at 640x480 on the" in text
     results = json.loads((out / "results.json").read_text())
     assert [(e["dataset"], e["matcher"]) for e in results["evaluations"]] == [
         ("euroc_v101_micro_stereo", "edm"),
@@ -78,6 +79,44 @@ def test_edm_with_random_weights_reports_so_with_latency_tables(
     assert "| edm | scannet1500_sample | 2 |" in text  # evaluation time
     assert (out / "figures" / "latency_vs_batch.png").is_file()
     assert (out / "figures" / "matches_scannet1500_sample_0_edm.png").is_file()
+
+
+def test_homography_sets_have_an_input_size_of_their_own(data_dir, tmp_path) -> None:
+    out = tmp_path / "report"
+    # fmt: skip keeps each flag next to its value (formatted: one word per line)
+    status = main(
+        [
+            str(data_dir / "scannet1500_sample"),
+            str(data_dir / "hpatches_v_graffiti"),
+            "--matchers",
+            "edm",
+            "--input-size",
+            "160x128",
+            "--homography-input-size",
+            "96x64",
+            "--match-threshold",
+            "0",
+            "--max-pairs",
+            "1",
+            "--no-latency",
+            "--no-progress",
+            "--visualize",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
+    assert status == 0
+    pairs = {
+        e["dataset"]: e["pairs"][0]
+        for e in json.loads((out / "results.json").read_text())["evaluations"]
+    }
+    # at most one match per coarse cell (1/8 of the network input)
+    assert pairs["hpatches_v_graffiti"]["matches"] <= (96 // 8) * (64 // 8)
+    assert (96 // 8) * (64 // 8) < pairs["scannet1500_sample"]["matches"] <= (160 // 8) * (128 // 8)
+    assert "EDM ran at 96x64 on homography sets and at 160x128 on the others" in (
+        (out / "report.md").read_text()
+    )
 
 
 def test_missing_weights_and_missing_data_are_explained(data_dir, tmp_path, capsys) -> None:
