@@ -42,6 +42,7 @@ from edm_ros.ros.conversions import (
 )
 from edm_ros.ros.inputs import InputSpec
 from edm_ros.ros.outputs import matrix_from_pose
+from edm_ros.ros.shutdown import shutdown_ros
 
 LEFT_FRAME, RIGHT_FRAME = "camera_left_optical_frame", "camera_right_optical_frame"
 _RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
@@ -302,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = _play(player, sequence, args)
     finally:
         node.destroy_node()
-        rclpy.shutdown()
+        shutdown_ros()
     if args.debug_png is not None and player.debug_images:
         import cv2
 
