@@ -225,13 +225,14 @@ def run(args: argparse.Namespace, command: str) -> Path:
     notes = []
     homography_matchers = matchers
     if "edm" in names and any(isinstance(d, HomographyDataset) for d in datasets):
-        homography_options = dataclasses.replace(
-            options, config=settings.updated(input_size=args.homography_input_size)
-        )
-        homography_matchers = [
-            build_matcher(name, homography_options) if name == "edm" else matcher
-            for name, matcher in zip(names, matchers, strict=True)
-        ]
+        if args.homography_input_size != args.input_size:  # else the same matcher serves both
+            homography_options = dataclasses.replace(
+                options, config=settings.updated(input_size=args.homography_input_size)
+            )
+            homography_matchers = [
+                build_matcher(name, homography_options) if name == "edm" else matcher
+                for name, matcher in zip(names, matchers, strict=True)
+            ]
         notes.append(
             f"EDM ran at {_size_text(args.homography_input_size)} on homography sets and at "
             f"{_size_text(args.input_size)} on the others."

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from edm_ros.cli.evaluate import main
+
+
+def evaluate_quietly(out: Path, arguments: list[str]) -> int:
+    """edm-eval with ``arguments``, no latency sweep, progress bars or drawings, into ``out``."""
+    quiet = ["--no-latency", "--no-progress", "--visualize", "0", "--out", str(out)]
+    return main([*arguments, *quiet])
 
 
 def test_default_run_evaluates_edm_with_the_shipped_weights_and_the_baselines(
@@ -12,19 +19,14 @@ def test_default_run_evaluates_edm_with_the_shipped_weights_and_the_baselines(
 ) -> None:
     out = tmp_path / "report"
     # fmt: skip keeps each flag next to its value (formatted: one word per line)
-    status = main(
+    status = evaluate_quietly(
+        out,
         [
             str(data_dir / "euroc_v101_micro_stereo"),
             str(data_dir / "hpatches_v_graffiti"),
             "--max-pairs",
             "1",
-            "--no-latency",
-            "--no-progress",
-            "--visualize",
-            "0",
-            "--out",
-            str(out),
-        ]
+        ],
     )
     assert status == 0
     text = (out / "report.md").read_text()
@@ -84,7 +86,8 @@ def test_edm_with_random_weights_reports_so_with_latency_tables(
 def test_homography_sets_have_an_input_size_of_their_own(data_dir, tmp_path) -> None:
     out = tmp_path / "report"
     # fmt: skip keeps each flag next to its value (formatted: one word per line)
-    status = main(
+    status = evaluate_quietly(
+        out,
         [
             str(data_dir / "scannet1500_sample"),
             str(data_dir / "hpatches_v_graffiti"),
@@ -98,13 +101,7 @@ def test_homography_sets_have_an_input_size_of_their_own(data_dir, tmp_path) -> 
             "0",
             "--max-pairs",
             "1",
-            "--no-latency",
-            "--no-progress",
-            "--visualize",
-            "0",
-            "--out",
-            str(out),
-        ]
+        ],
     )
     assert status == 0
     pairs = {
@@ -129,7 +126,8 @@ def test_missing_weights_and_missing_data_are_explained(data_dir, tmp_path, caps
 
 def test_odometry_option_adds_the_vo_section_plot_and_numbers(data_dir, tmp_path) -> None:
     out = tmp_path / "report"
-    status = main(
+    status = evaluate_quietly(
+        out,
         [
             str(data_dir / "euroc_v101_micro_stereo"),
             "--odometry",
@@ -141,13 +139,7 @@ def test_odometry_option_adds_the_vo_section_plot_and_numbers(data_dir, tmp_path
             "6",
             "--odometry-size",
             "320x240",
-            "--no-latency",
-            "--no-progress",
-            "--visualize",
-            "0",
-            "--out",
-            str(out),
-        ]
+        ],
     )
     assert status == 0
     text = (out / "report.md").read_text()

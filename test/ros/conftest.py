@@ -67,6 +67,14 @@ TEST_PARAMS = {
 }
 
 
+def params_file_arguments(params_files: list[Path]) -> list[str]:
+    """``--ros-args --params-file F ...`` for the node's command line."""
+    arguments = ["--ros-args"]
+    for path in params_files:
+        arguments += ["--params-file", str(path)]
+    return arguments
+
+
 class NodeProcess:
     """The matcher node running as the installed executable, its output captured in a file."""
 
@@ -74,9 +82,7 @@ class NodeProcess:
         if not NODE_EXECUTABLE.is_file():
             pytest.skip(f"{NODE_EXECUTABLE} missing: run `make venv` to install the executable")
         self.log_path = log_path
-        ros_args = ["--ros-args"]
-        for path in params_files:
-            ros_args += ["--params-file", str(path)]
+        ros_args = params_file_arguments(params_files)
         self.process = start_installed([str(NODE_EXECUTABLE), *ros_args, *extra_args], log_path)
 
     def log(self) -> str:

@@ -30,7 +30,13 @@ from edm_ros.ros.player import (
     sequence_frame_messages,
 )
 from edm_ros.ros.processes import start_logged, stop, write_params_file
-from test.ros.conftest import CONFIG_DIR, TEST_PARAMS, NodeProcess, node_with_player
+from test.ros.conftest import (
+    CONFIG_DIR,
+    TEST_PARAMS,
+    NodeProcess,
+    node_with_player,
+    params_file_arguments,
+)
 
 WIDTH, HEIGHT = 320, 256
 TIMEOUT_S = 30.0
@@ -351,9 +357,7 @@ matcher_node.main()
 def test_ctrl_c_while_the_node_starts_ends_it_cleanly(tmp_path: Path, how: str) -> None:
     params = write_params_file(tmp_path / "params.yaml", TEST_PARAMS)
     files = [CONFIG_DIR / "matcher.yaml", CONFIG_DIR / "sequential.yaml", params]
-    arguments = ["-c", _CTRL_C_WHILE_STARTING, how, "--ros-args"]
-    for path in files:
-        arguments += ["--params-file", str(path)]
+    arguments = ["-c", _CTRL_C_WHILE_STARTING, how, *params_file_arguments(files)]
     log_path = tmp_path / "node.log"
     process = start_logged(arguments, log_path)
     try:
