@@ -3,8 +3,8 @@
 On CUDA a batch costs one upload from pinned memory and one download of all outputs packed in
 one tensor, with one synchronisation; optionally the forward is captured as a CUDA graph for the
 first input shape and replayed (no per-kernel launch cost). On every device the network runs as
-prepared by :func:`edm_ros.model.inference.prepare_for_inference` (folded BatchNorms, NHWC backbone
-on the CPU, reused coarse buffers), one call at a time.
+prepared by :func:`edm_ros.model.inference.prepare_for_inference` (folded BatchNorms, NHWC
+backbone and CIM on the CPU, reused coarse buffers), one call at a time.
 """
 
 from __future__ import annotations

@@ -214,13 +214,13 @@ class AttentionLayer(nn.Module):
         if self.use_rope:
             query, key = apply_rope(query, *rope), apply_rope(key, *rope)
         heads = (n, -1, self.num_heads, c // self.num_heads)
-        query = F.normalize(query.reshape(heads), p=2, dim=-1)  # [N, L, heads, d]
-        key = F.normalize(key.reshape(heads), p=2, dim=-1)  # [N, S, heads, d]
-        # Heads before positions: each head's attention is one contiguous [L, S] matrix.
-        logits = torch.einsum("nlhd,nshd->nhls", query, key) * self.scale
-        weights = torch.softmax(logits, dim=-1)
-        message = torch.einsum("nhls,nshd->nlhd", weights, value.reshape(heads))
-        message = self.merge(message.reshape(n, -1, c))  # [N, L, C]
+        query = F.normalize(query.reshape(heads), p=2, dim=-1).transpose(1, 2)  # [N, heads, L, d]
+        key = F.normalize(key.reshape(heads), p=2, dim=-1).transpose(1, 2)  # [N, heads, S, d]
+        # softmax(scale * cos) V; the fused kernel never holds the [heads, L, S] logits whole.
+        message = F.scaled_dot_product_attention(
+            query, key, value.reshape(heads).transpose(1, 2), scale=self.scale
+        )
+        message = self.merge(message.transpose(1, 2).reshape(n, -1, c))  # [N, L, C]
         message = message.reshape(n, h, w, c)
         update = self.norm2(self.mlp(torch.cat([x.permute(0, 2, 3, 1), message], dim=-1)))
         return x + update.permute(0, 3, 1, 2)
@@ -352,7 +352,8 @@ def _scaled(features: Tensor) -> Tensor:
 def _scaled_similarity(
     scaled0: Tensor, scaled1: Tensor, temperature: float, out: Tensor | None
 ) -> Tensor:
-    return torch.bmm(scaled0, scaled1.transpose(1, 2), out=out).div_(temperature)
+    # 1/tau on the features: one pass over [B, L0, C] instead of one over the L0 x L1 result.
+    return torch.bmm(scaled0 / temperature, scaled1.transpose(1, 2), out=out)
 
 
 def dual_softmax(coarse0: Tensor, coarse1: Tensor, temperature: float) -> Tensor:
@@ -383,6 +384,7 @@ def dual_softmax_row_max(
     temperature: float,
     chunk_rows: int | None = None,
     workspace: Workspace | None = None,
+    top_k: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Row maxima of the dual-softmax matrix P = softmax_rows(S) * softmax_cols(S).
 
@@ -394,6 +396,8 @@ def dual_softmax_row_max(
         temperature: dual-softmax temperature.
         chunk_rows: rows of S per chunk (bounded memory for large inputs); None = one piece.
         workspace: keeps the similarity buffers across calls (inference); None allocates.
+        top_k: only rows that can be among the ``top_k`` largest maxima need exact values; the
+            chunked path gives the others a lower bound (below the K-th maximum). None = all exact.
 
     Returns:
         row_max [B, L0] confidence, row_argmax [B, L0] index into image 1's cells.
@@ -405,7 +409,7 @@ def dual_softmax_row_max(
         if _exporting() or capturing or bool(torch.isfinite(row_max).all()):
             return row_max, row_argmax
         # Similarities spread over more than float32's exp range: take the log-domain path.
-    return _row_max_log_domain(coarse0, coarse1, temperature, chunk_rows, workspace)
+    return _row_max_log_domain(coarse0, coarse1, temperature, chunk_rows, workspace, top_k)
 
 
 def _buffer(workspace: Workspace | None, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
@@ -423,6 +427,24 @@ def _similarity_into(
     return _scaled_similarity(scaled0, scaled1, temperature, out)
 
 
+def row_max(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``x.max(dim=-1)``: maxima and the first index of each, x [..., N] -> two [...].
+
+    On the CPU torch.max with indices runs at a third of amax's speed: there the maximum comes
+    from amax over segments of up to 64 entries, its index from the first segment holding it.
+    """
+    segment = math.gcd(x.shape[-1], 64)
+    if x.is_cuda or _exporting() or segment < 16:
+        return x.max(dim=-1)
+    segments = x.unflatten(-1, (-1, segment))  # [..., N / segment, segment]
+    segment_max = segments.amax(dim=-1)
+    values = segment_max.amax(dim=-1, keepdim=True)
+    first = (segment_max == values).byte().argmax(dim=-1, keepdim=True)  # [..., 1]
+    holder = segments.gather(-2, first[..., None].expand(*first.shape, segment)).squeeze(-2)
+    offset = (holder == values).byte().argmax(dim=-1, keepdim=True)
+    return values.squeeze(-1), (first * segment + offset).squeeze(-1)
+
+
 def _row_max_in_place(
     coarse0: Tensor, coarse1: Tensor, temperature: float, workspace: Workspace | None
 ) -> tuple[Tensor, Tensor]:
@@ -432,7 +454,7 @@ def _row_max_in_place(
     exp_sim = _similarity_into(_scaled(coarse0), _scaled(coarse1), temperature, workspace)
     _exp_(exp_sim.sub_(exp_sim.amax(dim=(1, 2), keepdim=True)))
     row_sums, col_sums = exp_sim.sum(dim=2), exp_sim.sum(dim=1)
-    best, best_col = exp_sim.mul_(col_sums.rsqrt()[:, None, :]).max(dim=2)
+    best, best_col = row_max(exp_sim.mul_(col_sums.rsqrt()[:, None, :]))
     return best.square() / row_sums, best_col
 
 
@@ -442,35 +464,57 @@ def _row_max_log_domain(
     temperature: float,
     chunk_rows: int | None,
     workspace: Workspace | None,
+    top_k: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Robust path: log P_ij = 2 S_ij - logsumexp_j S_ij - logsumexp_i S_ij, in row chunks
-    (column log-sums accumulated over chunks, the similarity recomputed once). Every chunk
-    reuses the same two buffers: a fresh chunk-sized temporary per step can leave the
-    allocator holding a gigabyte (1152x1152)."""
+    (column log-sums c_j accumulated over chunks). Every chunk reuses the same two buffers: a
+    fresh chunk-sized temporary per step can leave the allocator holding a gigabyte (1152x1152).
+
+    The best column of row i maximises 2 S_ij - c_j. The sums seen up to a row's chunk, c'_j,
+    are at most c_j, so 2 S_ij - c'_j bounds each column's score from above: where the column
+    that is best by c' scores (by c) above the second best bound of its row, it is the best.
+    Only the other rows (and with ``top_k`` only those whose bound can reach the K-th maximum)
+    have their similarities computed a second time."""
     num_rows = coarse0.shape[1]
     step = num_rows if chunk_rows is None else max(1, min(chunk_rows, num_rows))
     scaled0, scaled1 = _scaled(coarse0), _scaled(coarse1)
-    chunks = [scaled0[:, start : start + step] for start in range(0, num_rows, step)]
-    row_lse: list[Tensor] = []
+    row_lse, candidates, candidate_sims, bounds = [], [], [], []
     col_lse = torch.full_like(coarse1[..., 0], -torch.inf)  # [B, L1]
-    for chunk in chunks:
-        sim = _similarity_into(chunk, scaled1, temperature, workspace)
+    for start in range(0, num_rows, step):
+        sim = _similarity_into(scaled0[:, start : start + step], scaled1, temperature, workspace)
         shifted = _buffer(workspace, "shifted", sim.shape, sim)
-        row_lse.append(_logsumexp(sim, 2, shifted))
-        col_lse = torch.logaddexp(col_lse, _logsumexp(sim, 1, shifted))
-    values, indices = [], []
-    for chunk, lse in zip(chunks, row_lse):
-        sim = _similarity_into(chunk, scaled1, temperature, workspace)
-        best, best_col = sim.mul_(2.0).sub_(col_lse[:, None, :]).max(dim=2)
-        values.append(torch.exp(best - lse))
-        indices.append(best_col)
-    return torch.cat(values, dim=1), torch.cat(indices, dim=1)
+        col_lse = torch.logaddexp(col_lse, _logsumexp(sim, 1, sim.amax(dim=1), shifted))
+        row_lse.append(_logsumexp(sim, 2, sim.amax(dim=2), shifted))
+        bound = torch.add(col_lse[:, None, :].neg(), sim, alpha=2.0, out=shifted)
+        candidate = row_max(bound)[1]
+        candidates.append(candidate)
+        candidate_sims.append(torch.gather(sim, 2, candidate[..., None])[..., 0])
+        bounds.append(bound.scatter_(2, candidate[..., None], -torch.inf).amax(dim=2))
+    lse, best_col, second = torch.cat(row_lse, 1), torch.cat(candidates, 1), torch.cat(bounds, 1)
+    best = torch.cat(candidate_sims, 1).mul_(2.0).sub_(torch.gather(col_lse, 1, best_col))
+    values = torch.exp(best - lse)  # [B, L0]: exact where best > second, else a lower bound
+    unsure = best <= second
+    if top_k is not None:  # rows whose upper bound exp(second - lse) cannot reach the K-th value
+        kth = torch.topk(values, top_k, dim=1).values[:, -1:]
+        unsure &= torch.exp(second - lse) >= kth
+    for b, rows in enumerate(unsure):
+        rows = rows.nonzero().squeeze(1)
+        for start in range(0, rows.numel(), step):
+            chunk = rows[start : start + step]
+            sim = _similarity_into(
+                scaled0[b : b + 1, chunk], scaled1[b : b + 1], temperature, workspace
+            )
+            score, col = row_max(sim.mul_(2.0).sub_(col_lse[b : b + 1, None, :]))
+            values[b, chunk] = torch.exp(score[0] - lse[b, chunk])
+            best_col[b, chunk] = col[0]
+    return values, best_col
 
 
-def _logsumexp(x: Tensor, dim: int, shifted: Tensor) -> Tensor:
-    """log sum_dim exp(x) of a finite x, computed in ``shifted`` (a buffer of x's shape)."""
-    peak = x.amax(dim=dim, keepdim=True)
-    return _exp_(torch.sub(x, peak, out=shifted)).sum(dim=dim).log_().add_(peak.squeeze(dim))
+def _logsumexp(x: Tensor, dim: int, peak: Tensor, shifted: Tensor) -> Tensor:
+    """log sum_dim exp(x) of a finite x with its maxima ``peak`` along dim, computed in
+    ``shifted`` (a buffer of x's shape)."""
+    shifted = torch.sub(x, peak.unsqueeze(dim), out=shifted)
+    return _exp_(shifted).sum(dim=dim).log_().add_(peak)
 
 
 def select_top_k(row_max: Tensor, row_argmax: Tensor, k: int) -> TopK:
@@ -542,6 +586,17 @@ def stack_pairs(image0: Tensor, image1: Tensor) -> tuple[Tensor, Tensor]:
     """image0, image1 [B, 1, H, W] -> (images [2B, 1, H, W], pairs [B, 2]) for ``match_pairs``."""
     index = torch.arange(image0.shape[0], device=image0.device)
     return torch.cat([image0, image1]), torch.stack([index, index + image0.shape[0]], dim=1)
+
+
+def _select_images(images: Tensor, order: Tensor) -> Tensor:
+    """images[order] along the batch. Indexing keeps the memory format (index_select gives
+    NCHW: a 10 ms copy of a channels-last 1/8 map here); exported graphs get a plain Gather."""
+    return images.index_select(0, order) if _exporting() else images[order]
+
+
+def _cells(features: Tensor) -> Tensor:
+    """[N, C, h, w] -> [N, h*w, C], row-major cells; a view where features are channels-last."""
+    return features.permute(0, 2, 3, 1).flatten(1, 2)
 
 
 def gather_cells(features: Tensor, cells: Tensor) -> Tensor:
@@ -624,13 +679,11 @@ class EDM(nn.Module):
     def cim_features(self, levels: tuple[Tensor, ...], pairs: Tensor) -> Features:
         """Stage 2: the CIM on every pair, from the backbone's outputs of N images [N, ...]."""
         order = torch.cat([pairs[:, 0], pairs[:, 1]])  # all images 0, then all images 1
-        f8, f16, f32, fine = (level.index_select(0, order) for level in levels)
+        f8, f16, f32, fine = (_select_images(level, order) for level in levels)
         image_size = (COARSE_STRIDE * f8.shape[-2], COARSE_STRIDE * f8.shape[-1])  # (H, W)
         coarse0, coarse1 = self.neck(f8, f16, f32, image_size)
-        fine0, fine1 = fine.flatten(2).transpose(1, 2).chunk(2)
-        return Features(
-            coarse0.flatten(2).transpose(1, 2), coarse1.flatten(2).transpose(1, 2), fine0, fine1
-        )
+        fine0, fine1 = _cells(fine).chunk(2)
+        return Features(_cells(coarse0), _cells(coarse1), fine0, fine1)
 
     def match_coarse(self, coarse0: Tensor, coarse1: Tensor, image_size: tuple[int, int]) -> TopK:
         """Stage 3: dual-softmax row maxima and the top K = ratio * L rows (image_size: (W, H))."""
@@ -641,10 +694,11 @@ class EDM(nn.Module):
         if not coarse_matrix_fits_in_one_piece(image_size) and not _exporting():
             chunk_rows = COARSE_CHUNK_ELEMENTS // (4 * num_cells)
         workspace = None if _exporting() else self.workspace
-        row_max, row_argmax = dual_softmax_row_max(
-            coarse0, coarse1, self.config.temperature, chunk_rows, workspace
+        k = num_candidates(image_size, self.topk_ratio)
+        confidence, best_cols = dual_softmax_row_max(
+            coarse0, coarse1, self.config.temperature, chunk_rows, workspace, top_k=k
         )
-        return select_top_k(row_max, row_argmax, num_candidates(image_size, self.topk_ratio))
+        return select_top_k(confidence, best_cols, k)
 
     def refine(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from edm_ros.model import edm as edm_module
 from edm_ros.model.checkpoint import load_weights
 from edm_ros.model.config import EDMConfig, num_candidates
 from edm_ros.model.edm import (
@@ -13,6 +14,8 @@ from edm_ros.model.edm import (
     dual_softmax,
     dual_softmax_row_max,
     rope_tables,
+    row_max,
+    select_top_k,
     similarity,
 )
 from test.conftest import PARITY_SIZES, load_parity_fixture
@@ -145,6 +148,53 @@ def test_chunked_coarse_matching_equals_one_piece():
     assert torch.equal(chunked[1], whole[1])
     full = dual_softmax(feat0, feat1, 0.1)
     torch.testing.assert_close(whole[0], full.max(dim=2).values, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("columns", [4800, 1296, 96, 50])
+def test_row_max_is_torch_max_with_the_first_index_of_ties(columns):
+    torch.manual_seed(0)
+    x = torch.randn(2, 30, columns).round(decimals=1)  # many exact ties
+    x[0, 3, -1] = x[0, 3, 0] = x[0, 3].max() + 1
+    values, indices = row_max(x)
+    expected = x.max(dim=-1)
+    assert torch.equal(values, expected.values)
+    assert torch.equal(indices, expected.indices)
+    assert indices[0, 3] == 0
+
+
+def test_chunked_top_k_is_exact_for_the_rows_it_keeps():
+    """With top_k, only rows that can reach the K-th confidence get their exact maxima: the
+    top K (rows, best columns, confidences) stay those of the exact path."""
+    torch.manual_seed(0)
+    feat0 = torch.randn(2, 400, 64)
+    feat1 = feat0[:, torch.randperm(400)[:380]] + 0.8 * torch.randn(2, 380, 64)
+    exact = dual_softmax_row_max(feat0, feat1, 0.1, chunk_rows=37)
+    pruned = dual_softmax_row_max(feat0, feat1, 0.1, chunk_rows=37, top_k=140)
+    assert not torch.equal(pruned[0], exact[0]), "the case should leave some rows inexact"
+    assert (pruned[0] <= exact[0]).all(), "the others keep a lower bound"
+    kept, expected = select_top_k(*pruned, 140), select_top_k(*exact, 140)
+    assert torch.equal(kept.confidence, expected.confidence)
+    by_row = [
+        dict(zip(t.rows[b].tolist(), t.cols[b].tolist())) for t in (kept, expected) for b in (0, 1)
+    ]
+    assert by_row[:2] == by_row[2:]
+
+
+def test_large_inputs_in_row_chunks_give_the_one_piece_candidates(model, monkeypatch):
+    """The parity pair as EDM matches it when the similarity matrix is too large for one piece
+    (row chunks, exact maxima only for rows that can make the top K): the same candidates."""
+    fixture = load_parity_fixture("640x480")
+    images = fixture["image0"], fixture["image1"]
+    with torch.inference_mode():
+        whole = model(*images)
+        monkeypatch.setattr(edm_module, "COARSE_CHUNK_ELEMENTS", 4800 * 4800 // 4)
+        chunked = model(*images)
+    pairs = [
+        set(zip(map(tuple, c.points0[0].tolist()), map(tuple, c.points1[0].tolist())))
+        for c in (whole, chunked)
+    ]
+    assert pairs[0] == pairs[1]
+    torch.testing.assert_close(chunked.confidence, whole.confidence, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("chunk_rows", [None, 7])

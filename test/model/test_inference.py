@@ -26,6 +26,7 @@ def test_prepared_copy_has_no_batch_norm_and_leaves_the_original_alone(model):
     prepared = prepare_for_inference(model, torch.device("cpu"))
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in prepared.modules())
     assert prepared.backbone.layer1[0].conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert prepared.neck.dwconv8[0].c.weight.is_contiguous(memory_format=torch.channels_last)
     after = model.state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[name], after[name]) for name in before)
