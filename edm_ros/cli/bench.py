@@ -229,7 +229,10 @@ def same_matches(ours: dict, theirs: dict) -> tuple[bool, str]:
     conf = [np.asarray(r["confidence"])[o] for r, o in zip((ours, theirs), order)]
     worst_conf = float(np.abs(conf[0] - conf[1]).max())
     same = worst_px <= MATCH_TOLERANCE_PX and worst_conf <= CONFIDENCE_TOLERANCE
-    return same, f"{len(points[0])} matches, largest difference {worst_px:.1e} px"
+    return same, (
+        f"{len(points[0])} matches, largest difference {worst_px:.1e} px, "
+        f"confidence {worst_conf:.1e}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

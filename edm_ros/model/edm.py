@@ -453,8 +453,11 @@ def _row_max_in_place(
     code keeps two normalised copies). Rows whose sum underflows come out NaN."""
     exp_sim = _similarity_into(_scaled(coarse0), _scaled(coarse1), temperature, workspace)
     _exp_(exp_sim.sub_(exp_sim.amax(dim=(1, 2), keepdim=True)))
-    row_sums, col_sums = exp_sim.sum(dim=2), exp_sim.sum(dim=1)
-    best, best_col = row_max(exp_sim.mul_(col_sums.rsqrt()[:, None, :]))
+    row_sums = exp_sim.sum(dim=2)
+    # Column sums as a product with ones: ONNX Runtime's ReduceSum over the middle axis takes
+    # 15x its MatMul's time here (640x480: 81 ms).
+    col_sums = torch.bmm(exp_sim.new_ones(exp_sim.shape[0], 1, exp_sim.shape[1]), exp_sim)
+    best, best_col = row_max(exp_sim.mul_(col_sums.rsqrt()))
     return best.square() / row_sums, best_col
 
 
