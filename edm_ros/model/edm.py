@@ -488,13 +488,13 @@ def _row_max_log_domain(
         shifted = _buffer(workspace, "shifted", sim.shape, sim)
         col_lse = torch.logaddexp(col_lse, _logsumexp(sim, 1, sim.amax(dim=1), shifted))
         row_lse.append(_logsumexp(sim, 2, sim.amax(dim=2), shifted))
-        bound = torch.add(col_lse[:, None, :].neg(), sim, alpha=2.0, out=shifted)
+        bound = _score(sim, col_lse[:, None, :], out=shifted)
         candidate = row_max(bound)[1]
         candidates.append(candidate)
         candidate_sims.append(torch.gather(sim, 2, candidate[..., None])[..., 0])
         bounds.append(bound.scatter_(2, candidate[..., None], -torch.inf).amax(dim=2))
     lse, best_col, second = torch.cat(row_lse, 1), torch.cat(candidates, 1), torch.cat(bounds, 1)
-    best = torch.cat(candidate_sims, 1).mul_(2.0).sub_(torch.gather(col_lse, 1, best_col))
+    best = _score(torch.cat(candidate_sims, 1), torch.gather(col_lse, 1, best_col))
     values = torch.exp(best - lse)  # [B, L0]: exact where best > second, else a lower bound
     unsure = best <= second
     if top_k is not None:  # rows whose upper bound exp(second - lse) cannot reach the K-th value
@@ -507,10 +507,15 @@ def _row_max_log_domain(
             sim = _similarity_into(
                 scaled0[b : b + 1, chunk], scaled1[b : b + 1], temperature, workspace
             )
-            score, col = row_max(sim.mul_(2.0).sub_(col_lse[b : b + 1, None, :]))
+            score, col = row_max(_score(sim, col_lse[b : b + 1, None, :], out=sim))
             values[b, chunk] = torch.exp(score[0] - lse[b, chunk])
             best_col[b, chunk] = col[0]
     return values, best_col
+
+
+def _score(sim: Tensor, col_lse: Tensor, out: Tensor | None = None) -> Tensor:
+    """2 S_ij - c_j, log P_ij up to the row's log-sum; col_lse broadcast against sim."""
+    return torch.add(col_lse.neg(), sim, alpha=2.0, out=out)
 
 
 def _logsumexp(x: Tensor, dim: int, peak: Tensor, shifted: Tensor) -> Tensor:
