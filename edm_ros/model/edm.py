@@ -486,8 +486,9 @@ def _row_max_log_domain(
     for start in range(0, num_rows, step):
         sim = _similarity_into(scaled0[:, start : start + step], scaled1, temperature, workspace)
         shifted = _buffer(workspace, "shifted", sim.shape, sim)
-        col_lse = torch.logaddexp(col_lse, _logsumexp(sim, 1, sim.amax(dim=1), shifted))
-        row_lse.append(_logsumexp(sim, 2, sim.amax(dim=2), shifted))
+        low = sim.amin()
+        col_lse = torch.logaddexp(col_lse, _logsumexp(sim, 1, sim.amax(dim=1), low, shifted))
+        row_lse.append(_logsumexp(sim, 2, sim.amax(dim=2), low, shifted))
         bound = _score(sim, col_lse[:, None, :], out=shifted)
         candidate = row_max(bound)[1]
         candidates.append(candidate)
@@ -518,11 +519,17 @@ def _score(sim: Tensor, col_lse: Tensor, out: Tensor | None = None) -> Tensor:
     return torch.add(col_lse.neg(), sim, alpha=2.0, out=out)
 
 
-def _logsumexp(x: Tensor, dim: int, peak: Tensor, shifted: Tensor) -> Tensor:
-    """log sum_dim exp(x) of a finite x with its maxima ``peak`` along dim, computed in
-    ``shifted`` (a buffer of x's shape)."""
+def _logsumexp(x: Tensor, dim: int, peak: Tensor, low: Tensor, shifted: Tensor) -> Tensor:
+    """log sum_dim exp(x) of a finite x with its maxima ``peak`` along dim and its minimum
+    ``low``, computed in ``shifted`` (a buffer of x's shape).
+
+    On the CPU arguments below EXP_FLUSH (only where max(peak) - low exceeds -EXP_FLUSH) are
+    clamped to it. Shifted by its peak every sum holds a 1, and the clamped entries add at most
+    L * exp(EXP_FLUSH) < 1e-33: unlike :func:`_exp_`, no pass needs to set them to 0."""
     shifted = torch.sub(x, peak.unsqueeze(dim), out=shifted)
-    return _exp_(shifted).sum(dim=dim).log_().add_(peak)
+    if not (x.is_cuda or _exporting()) and bool(peak.max() - low > -EXP_FLUSH):
+        shifted.clamp_min_(EXP_FLUSH)
+    return shifted.exp_().sum(dim=dim).log_().add_(peak)
 
 
 def select_top_k(row_max: Tensor, row_argmax: Tensor, k: int) -> TopK:

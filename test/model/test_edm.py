@@ -222,6 +222,17 @@ def test_row_max_is_exact_where_exp_of_the_spread_would_be_subnormal(chunk_rows)
     assert torch.equal(indices[confident], reference.indices[confident])
 
 
+def test_log_sums_over_arguments_clamped_to_the_flush_equal_float64():
+    """Arguments below EXP_FLUSH are clamped, not set to 0: the log-sums stay float64's."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 64, 300) * 60.0  # spread of hundreds: most exps would be subnormal
+    assert x.amax() - x.amin() > 4 * -EXP_FLUSH
+    for dim in (1, 2):
+        got = edm_module._logsumexp(x, dim, x.amax(dim=dim), x.amin(), torch.empty_like(x))
+        reference = torch.logsumexp(x.double(), dim)
+        torch.testing.assert_close(got.double(), reference, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("batch", [1, 2, 3])
 def test_forward_shapes_follow_batch_and_topk_ratio(batch):
     torch.manual_seed(0)
