@@ -486,9 +486,14 @@ def _row_max_log_domain(
     for start in range(0, num_rows, step):
         sim = _similarity_into(scaled0[:, start : start + step], scaled1, temperature, workspace)
         shifted = _buffer(workspace, "shifted", sim.shape, sim)
-        low = sim.amin()
-        col_lse = torch.logaddexp(col_lse, _logsumexp(sim, 1, sim.amax(dim=1), low, shifted))
-        row_lse.append(_logsumexp(sim, 2, sim.amax(dim=2), low, shifted))
+        low, row_peak = sim.amin(), sim.amax(dim=2)
+        if bool(row_peak.max() - low < -EXP_FLUSH):
+            chunk_row_lse, chunk_col_lse = _narrow_logsumexps(sim, row_peak, shifted)
+        else:
+            chunk_col_lse = _logsumexp(sim, 1, sim.amax(dim=1), low, shifted)
+            chunk_row_lse = _logsumexp(sim, 2, row_peak, low, shifted)
+        col_lse = torch.logaddexp(col_lse, chunk_col_lse)
+        row_lse.append(chunk_row_lse)
         bound = _score(sim, col_lse[:, None, :], out=shifted)
         candidate = row_max(bound)[1]
         candidates.append(candidate)
@@ -517,6 +522,19 @@ def _row_max_log_domain(
 def _score(sim: Tensor, col_lse: Tensor, out: Tensor | None = None) -> Tensor:
     """2 S_ij - c_j, log P_ij up to the row's log-sum; col_lse broadcast against sim."""
     return torch.add(col_lse.neg(), sim, alpha=2.0, out=out)
+
+
+def _narrow_logsumexps(sim: Tensor, row_peak: Tensor, shifted: Tensor) -> tuple[Tensor, Tensor]:
+    """Row and column log-sums of sim [B, R, L1] whose spread (max - min) is below -EXP_FLUSH,
+    from one exp: E_ij = exp(S_ij - m_i) (row maxima m) gives the row sums, and the column sums
+    are sum_i w_i E_ij with w_i = exp(m_i - max m). Every factor is a normal float there, so
+    no precision is lost. Returns row_lse [B, R], col_lse [B, L1]."""
+    peak = row_peak.amax(dim=1, keepdim=True)  # [B, 1]
+    exp_rows = torch.sub(sim, row_peak.unsqueeze(2), out=shifted).exp_()
+    row_lse = exp_rows.sum(dim=2).log_().add_(row_peak)
+    weights = (row_peak - peak).exp_().unsqueeze(1)  # [B, 1, R]
+    col_lse = torch.bmm(weights, exp_rows).squeeze(1).log_().add_(peak)
+    return row_lse, col_lse
 
 
 def _logsumexp(x: Tensor, dim: int, peak: Tensor, low: Tensor, shifted: Tensor) -> Tensor:

@@ -222,6 +222,26 @@ def test_row_max_is_exact_where_exp_of_the_spread_would_be_subnormal(chunk_rows)
     assert torch.equal(indices[confident], reference.indices[confident])
 
 
+@pytest.mark.parametrize("wide_gain", [1.0, 12.0])
+def test_narrow_and_wide_row_chunks_give_float64_row_maxima(wide_gain):
+    """Chunks whose similarities spread less than -EXP_FLUSH take both log-sums from one exp,
+    the others from two; either way, alone or mixed, the row maxima are float64's to 1e-4."""
+    torch.manual_seed(0)
+    feat0, feat1 = torch.randn(1, 400, 64), torch.randn(1, 380, 64)
+    feat0[:, 222:] *= wide_gain  # 12: the chunks of these rows spread past float32's exp range
+    sim = similarity(feat0, feat1, 0.1)[0]
+    narrow, rest = sim[:185], sim[222:]
+    assert narrow.max() - narrow.min() < -EXP_FLUSH
+    assert (rest.max() - rest.min() > -EXP_FLUSH) == (wide_gain > 1.0)
+    reference = dual_softmax(feat0.double(), feat1.double(), 0.1).max(dim=2)
+    values, indices = dual_softmax_row_max(feat0, feat1, 0.1, chunk_rows=37)
+    representable = reference.values > 1e-30  # float32 keeps their relative precision
+    assert representable[0, 222:].sum() > 100
+    log_values = values.double().log()[representable]
+    torch.testing.assert_close(log_values, reference.values.log()[representable], rtol=0, atol=1e-4)
+    assert torch.equal(indices[representable], reference.indices[representable])
+
+
 def test_log_sums_over_arguments_clamped_to_the_flush_equal_float64():
     """Arguments below EXP_FLUSH are clamped, not set to 0: the log-sums stay float64's."""
     torch.manual_seed(0)
