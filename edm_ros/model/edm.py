@@ -363,10 +363,10 @@ def dual_softmax(coarse0: Tensor, coarse1: Tensor, temperature: float) -> Tensor
 
 
 #: float32 exp() of arguments below about -87.3 is subnormal, and x86 CPUs compute those about
-#: 20x slower (4.5x for a whole 640x480 similarity matrix of random weights). Inference takes exp
-#: as 0 below this argument: in the log-domain path that drops entries under 2e-38 of their row's
-#: or column's peak; in the fast path (shifted by the global peak) rows that small already lose
-#: precision in float32, and those whose sum underflows go to the log-domain path as before.
+#: 20x slower (4.5x for a whole 640x480 similarity matrix of random weights). Inference keeps
+#: exp's arguments above this one: the fast path (shifted by the global peak) takes exp as 0
+#: below it (rows that small already lose precision in float32, and those whose sum underflows
+#: go to the log-domain path), the log-domain path clamps them to it (see :func:`_logsumexp`).
 EXP_FLUSH = -87.0
 
 
@@ -487,7 +487,7 @@ def _row_max_log_domain(
         sim = _similarity_into(scaled0[:, start : start + step], scaled1, temperature, workspace)
         shifted = _buffer(workspace, "shifted", sim.shape, sim)
         low, row_peak = sim.amin(), sim.amax(dim=2)
-        if bool(row_peak.max() - low < -EXP_FLUSH):
+        if bool(row_peak.max() - low < -EXP_FLUSH):  # trained weights: every chunk, one exp
             chunk_row_lse, chunk_col_lse = _narrow_logsumexps(sim, row_peak, shifted)
         else:
             chunk_col_lse = _logsumexp(sim, 1, sim.amax(dim=1), low, shifted)
@@ -527,8 +527,8 @@ def _score(sim: Tensor, col_lse: Tensor, out: Tensor | None = None) -> Tensor:
 def _narrow_logsumexps(sim: Tensor, row_peak: Tensor, shifted: Tensor) -> tuple[Tensor, Tensor]:
     """Row and column log-sums of sim [B, R, L1] whose spread (max - min) is below -EXP_FLUSH,
     from one exp: E_ij = exp(S_ij - m_i) (row maxima m) gives the row sums, and the column sums
-    are sum_i w_i E_ij with w_i = exp(m_i - max m). Every factor is a normal float there, so
-    no precision is lost. Returns row_lse [B, R], col_lse [B, L1]."""
+    are sum_i w_i E_ij with w_i = exp(m_i - max m). Every factor and product is a normal float
+    there, so no precision is lost. Returns row_lse [B, R], col_lse [B, L1]."""
     peak = row_peak.amax(dim=1, keepdim=True)  # [B, 1]
     exp_rows = torch.sub(sim, row_peak.unsqueeze(2), out=shifted).exp_()
     row_lse = exp_rows.sum(dim=2).log_().add_(row_peak)
