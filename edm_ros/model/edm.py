@@ -490,8 +490,8 @@ def _row_max_log_domain(
         if bool(row_peak.max() - low < -EXP_FLUSH):  # trained weights: every chunk, one exp
             chunk_row_lse, chunk_col_lse = _narrow_logsumexps(sim, row_peak, shifted)
         else:
-            chunk_col_lse = _logsumexp(sim, 1, sim.amax(dim=1), low, shifted)
-            chunk_row_lse = _logsumexp(sim, 2, row_peak, low, shifted)
+            chunk_col_lse = _logsumexp(sim, 1, sim.amax(dim=1), shifted)
+            chunk_row_lse = _logsumexp(sim, 2, row_peak, shifted)
         col_lse = torch.logaddexp(col_lse, chunk_col_lse)
         row_lse.append(chunk_row_lse)
         bound = _score(sim, col_lse[:, None, :], out=shifted)
@@ -537,15 +537,15 @@ def _narrow_logsumexps(sim: Tensor, row_peak: Tensor, shifted: Tensor) -> tuple[
     return row_lse, col_lse
 
 
-def _logsumexp(x: Tensor, dim: int, peak: Tensor, low: Tensor, shifted: Tensor) -> Tensor:
-    """log sum_dim exp(x) of a finite x with its maxima ``peak`` along dim and its minimum
-    ``low``, computed in ``shifted`` (a buffer of x's shape).
+def _logsumexp(x: Tensor, dim: int, peak: Tensor, shifted: Tensor) -> Tensor:
+    """log sum_dim exp(x) of a finite x with its maxima ``peak`` along dim, computed in
+    ``shifted`` (a buffer of x's shape); for chunks that spread past -EXP_FLUSH.
 
-    On the CPU arguments below EXP_FLUSH (only where max(peak) - low exceeds -EXP_FLUSH) are
-    clamped to it. Shifted by its peak every sum holds a 1, and the clamped entries add at most
-    L * exp(EXP_FLUSH) < 1e-33: unlike :func:`_exp_`, no pass needs to set them to 0."""
+    On the CPU arguments below EXP_FLUSH are clamped to it. Shifted by its peak every sum holds
+    a 1, and the clamped entries add at most L * exp(EXP_FLUSH) < 1e-33: unlike :func:`_exp_`,
+    no pass needs to set them to 0."""
     shifted = torch.sub(x, peak.unsqueeze(dim), out=shifted)
-    if not (x.is_cuda or _exporting()) and bool(peak.max() - low > -EXP_FLUSH):
+    if not x.is_cuda:
         shifted.clamp_min_(EXP_FLUSH)
     return shifted.exp_().sum(dim=dim).log_().add_(peak)
 
