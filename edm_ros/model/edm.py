@@ -23,10 +23,15 @@ from torch import Tensor, nn
 
 from edm_ros.model.config import COARSE_STRIDE, EDMConfig, MatcherConfig, num_candidates
 
-#: Above this many entries the similarity matrix is computed in row chunks of a quarter of this
-#: size (640x480: 4800^2 = 23 M entries, one piece; 1152^2: 20736^2 = 430 M entries = 1.7 GB, in
-#: chunks of 33 MB: the log-domain path keeps a few temporaries of a chunk's size alive).
+#: Above this many entries the similarity matrix is computed in row blocks of this size (640x480:
+#: 4800^2 = 23 M entries, one piece; 1152^2: 20736^2 = 430 M entries = 1.7 GB, in blocks of
+#: 134 MB: MKL's product of 1616 rows runs at ~95 GFLOP/s here, of 404 rows at ~80).
 COARSE_CHUNK_ELEMENTS = 2**25
+
+#: On the CPU the elementwise passes over a similarity matrix take row slices of about this many
+#: entries (4 MB): a slice and its scratch copy stay in the last-level cache from one pass to the
+#: next, where a whole 33 MB block went to memory and back on every pass (2-7x slower per pass).
+SLICE_ELEMENTS = 2**20
 
 
 class Candidates(NamedTuple):
@@ -427,22 +432,52 @@ def _similarity_into(
     return _scaled_similarity(scaled0, scaled1, temperature, out)
 
 
+def cache_slices(x: Tensor) -> tuple[Tensor, ...]:
+    """x [B, R, N] as row slices (views) [B, r, N] of about ``SLICE_ELEMENTS`` entries on the
+    CPU; one piece on CUDA and in exported graphs."""
+    if x.is_cuda or _exporting():
+        return (x,)
+    return x.split(max(1, SLICE_ELEMENTS // x.shape[2]), dim=1)
+
+
 def row_max(x: Tensor) -> tuple[Tensor, Tensor]:
     """``x.max(dim=-1)``: maxima and the first index of each, x [..., N] -> two [...].
 
     On the CPU torch.max with indices runs at a third of amax's speed: there the maximum comes
     from amax over segments of up to 64 entries, its index from the first segment holding it.
     """
+    values, indices, _ = _row_max(x, runner_up=False)
+    return values, indices
+
+
+def row_max_and_runner_up(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`row_max` and each row's largest entry other than the one at its index (the
+    maximum again where it is repeated). x [..., N] -> three [...]."""
+    values, indices, runner_up = _row_max(x, runner_up=True)
+    assert runner_up is not None
+    return values, indices, runner_up
+
+
+def _row_max(x: Tensor, runner_up: bool) -> tuple[Tensor, Tensor, Tensor | None]:
     segment = math.gcd(x.shape[-1], 64)
     if x.is_cuda or _exporting() or segment < 16:
-        return x.max(dim=-1)
+        values, indices = x.max(dim=-1)
+        others = x.scatter(-1, indices[..., None], -torch.inf).amax(dim=-1) if runner_up else None
+        return values, indices, others
     segments = x.unflatten(-1, (-1, segment))  # [..., N / segment, segment]
     segment_max = segments.amax(dim=-1)
     values = segment_max.amax(dim=-1, keepdim=True)
     first = (segment_max == values).byte().argmax(dim=-1, keepdim=True)  # [..., 1]
     holder = segments.gather(-2, first[..., None].expand(*first.shape, segment)).squeeze(-2)
     offset = (holder == values).byte().argmax(dim=-1, keepdim=True)
-    return values.squeeze(-1), (first * segment + offset).squeeze(-1)
+    indices = (first * segment + offset).squeeze(-1)
+    others = None
+    if runner_up:  # the other segments' maxima and the holder's other entries: no pass over x
+        others = torch.maximum(
+            segment_max.scatter(-1, first, -torch.inf).amax(dim=-1),
+            holder.scatter(-1, offset, -torch.inf).amax(dim=-1),
+        )
+    return values.squeeze(-1), indices, others
 
 
 def _row_max_in_place(
@@ -450,15 +485,20 @@ def _row_max_in_place(
 ) -> tuple[Tensor, Tensor]:
     """Fast path. With E = exp(S - max S), row sums R and column sums C, P_ij = E_ij^2 / (R_i C_j),
     so argmax_j P_ij = argmax_j E_ij / sqrt(C_j): one matrix, updated in place (the official
-    code keeps two normalised copies). Rows whose sum underflows come out NaN."""
+    code keeps two normalised copies), two sweeps over it in cache-sized row slices. Rows whose
+    sum underflows come out NaN."""
     exp_sim = _similarity_into(_scaled(coarse0), _scaled(coarse1), temperature, workspace)
-    _exp_(exp_sim.sub_(exp_sim.amax(dim=(1, 2), keepdim=True)))
-    row_sums = exp_sim.sum(dim=2)
-    # Column sums as a product with ones: ONNX Runtime's ReduceSum over the middle axis takes
-    # 15x its MatMul's time here (640x480: 81 ms).
-    col_sums = torch.bmm(exp_sim.new_ones(exp_sim.shape[0], 1, exp_sim.shape[1]), exp_sim)
-    best, best_col = row_max(exp_sim.mul_(col_sums.rsqrt()))
-    return best.square() / row_sums, best_col
+    peak = exp_sim.amax(dim=(1, 2), keepdim=True)
+    row_sums, col_sums = [], torch.zeros_like(exp_sim[:, :1])
+    for part in cache_slices(exp_sim):
+        _exp_(part.sub_(peak))
+        row_sums.append(part.sum(dim=2))
+        # Column sums as a product with ones: ONNX Runtime's ReduceSum over the middle axis
+        # takes 15x its MatMul's time here (640x480: 81 ms).
+        col_sums += torch.bmm(part.new_ones(part.shape[0], 1, part.shape[1]), part)
+    scale = col_sums.rsqrt()
+    best, best_col = zip(*(row_max(part.mul_(scale)) for part in cache_slices(exp_sim)))
+    return torch.cat(best, 1).square() / torch.cat(row_sums, 1), torch.cat(best_col, 1)
 
 
 def _row_max_log_domain(
@@ -469,11 +509,13 @@ def _row_max_log_domain(
     workspace: Workspace | None,
     top_k: int | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Robust path: log P_ij = 2 S_ij - logsumexp_j S_ij - logsumexp_i S_ij, in row chunks
-    (column log-sums c_j accumulated over chunks). Every chunk reuses the same two buffers: a
-    fresh chunk-sized temporary per step can leave the allocator holding a gigabyte (1152x1152).
+    """Robust path: log P_ij = 2 S_ij - logsumexp_j S_ij - logsumexp_i S_ij. S comes in blocks
+    of ``chunk_rows`` rows, each pass over a block in cache-sized row slices; the column
+    log-sums c_j accumulate over slices in float64 (hundreds of float32 log-additions would add
+    up their rounding errors). Every block and slice reuses the same two buffers: a fresh
+    temporary per step can leave the allocator holding a gigabyte (1152x1152).
 
-    The best column of row i maximises 2 S_ij - c_j. The sums seen up to a row's chunk, c'_j,
+    The best column of row i maximises 2 S_ij - c_j. The sums seen up to a row's slice, c'_j,
     are at most c_j, so 2 S_ij - c'_j bounds each column's score from above: where the column
     that is best by c' scores (by c) above the second best bound of its row, it is the best.
     Only the other rows (and with ``top_k`` only those whose bound can reach the K-th maximum)
@@ -482,23 +524,25 @@ def _row_max_log_domain(
     step = num_rows if chunk_rows is None else max(1, min(chunk_rows, num_rows))
     scaled0, scaled1 = _scaled(coarse0), _scaled(coarse1)
     row_lse, candidates, candidate_sims, bounds = [], [], [], []
-    col_lse = torch.full_like(coarse1[..., 0], -torch.inf)  # [B, L1]
+    col_lse64 = torch.full_like(coarse1[..., 0], -torch.inf, dtype=torch.float64)  # [B, L1]
     for start in range(0, num_rows, step):
-        sim = _similarity_into(scaled0[:, start : start + step], scaled1, temperature, workspace)
-        shifted = _buffer(workspace, "shifted", sim.shape, sim)
-        low, row_peak = sim.amin(), sim.amax(dim=2)
-        if bool(row_peak.max() - low < -EXP_FLUSH):  # trained weights: every chunk, one exp
-            chunk_row_lse, chunk_col_lse = _narrow_logsumexps(sim, row_peak, shifted)
-        else:
-            chunk_col_lse = _logsumexp(sim, 1, sim.amax(dim=1), shifted)
-            chunk_row_lse = _logsumexp(sim, 2, row_peak, shifted)
-        col_lse = torch.logaddexp(col_lse, chunk_col_lse)
-        row_lse.append(chunk_row_lse)
-        bound = _score(sim, col_lse[:, None, :], out=shifted)
-        candidate = row_max(bound)[1]
-        candidates.append(candidate)
-        candidate_sims.append(torch.gather(sim, 2, candidate[..., None])[..., 0])
-        bounds.append(bound.scatter_(2, candidate[..., None], -torch.inf).amax(dim=2))
+        block = _similarity_into(scaled0[:, start : start + step], scaled1, temperature, workspace)
+        for sim in cache_slices(block):
+            shifted = _buffer(workspace, "shifted", sim.shape, sim)
+            low, row_peak = sim.amin(), sim.amax(dim=2)
+            if bool(row_peak.max() - low < -EXP_FLUSH):  # trained weights: every slice, one exp
+                slice_row_lse, slice_col_lse = _narrow_logsumexps(sim, row_peak, shifted)
+            else:
+                slice_col_lse = _logsumexp(sim, 1, sim.amax(dim=1), shifted)
+                slice_row_lse = _logsumexp(sim, 2, row_peak, shifted)
+            col_lse64 = torch.logaddexp(col_lse64, slice_col_lse.double())
+            col_lse = col_lse64.float()
+            row_lse.append(slice_row_lse)
+            bound = _score(sim, col_lse[:, None, :], out=shifted)
+            _, candidate, runner_up = row_max_and_runner_up(bound)
+            candidates.append(candidate)
+            candidate_sims.append(torch.gather(sim, 2, candidate[..., None])[..., 0])
+            bounds.append(runner_up)
     lse, best_col, second = torch.cat(row_lse, 1), torch.cat(candidates, 1), torch.cat(bounds, 1)
     best = _score(torch.cat(candidate_sims, 1), torch.gather(col_lse, 1, best_col))
     values = torch.exp(best - lse)  # [B, L0]: exact where best > second, else a lower bound
@@ -513,9 +557,14 @@ def _row_max_log_domain(
             sim = _similarity_into(
                 scaled0[b : b + 1, chunk], scaled1[b : b + 1], temperature, workspace
             )
-            score, col = row_max(_score(sim, col_lse[b : b + 1, None, :], out=sim))
-            values[b, chunk] = torch.exp(score[0] - lse[b, chunk])
-            best_col[b, chunk] = col[0]
+            scores, cols = zip(
+                *(
+                    row_max(_score(part, col_lse[b : b + 1, None, :], out=part))
+                    for part in cache_slices(sim)
+                )
+            )
+            values[b, chunk] = torch.exp(torch.cat(scores, 1)[0] - lse[b, chunk])
+            best_col[b, chunk] = torch.cat(cols, 1)[0]
     return values, best_col
 
 
@@ -725,7 +774,7 @@ class EDM(nn.Module):
         # Exported graphs stay in one piece: ONNX/TensorRT have no stable logaddexp, and the
         # runtime plans the memory itself.
         if not coarse_matrix_fits_in_one_piece(image_size) and not _exporting():
-            chunk_rows = COARSE_CHUNK_ELEMENTS // (4 * num_cells)
+            chunk_rows = COARSE_CHUNK_ELEMENTS // num_cells
         workspace = None if _exporting() else self.workspace
         k = num_candidates(image_size, self.topk_ratio)
         confidence, best_cols = dual_softmax_row_max(

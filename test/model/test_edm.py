@@ -15,6 +15,7 @@ from edm_ros.model.edm import (
     dual_softmax_row_max,
     rope_tables,
     row_max,
+    row_max_and_runner_up,
     select_top_k,
     similarity,
 )
@@ -139,7 +140,11 @@ def test_candidates_equal_official_deploy_output_row_by_row(run):
     torch.testing.assert_close(by_pair(mine), by_pair(official), atol=1e-4, rtol=0)
 
 
-def test_chunked_coarse_matching_equals_one_piece():
+@pytest.mark.parametrize("slice_rows", [1, 16, None])
+def test_chunked_coarse_matching_equals_one_piece(slice_rows, monkeypatch):
+    """Row blocks and, within them, row slices of any size give the one-piece maxima."""
+    if slice_rows is not None:
+        monkeypatch.setattr(edm_module, "SLICE_ELEMENTS", slice_rows * 280)
     torch.manual_seed(0)
     feat0, feat1 = torch.randn(2, 300, 64) * 3, torch.randn(2, 280, 64) * 3
     whole = dual_softmax_row_max(feat0, feat1, 0.1)
@@ -160,6 +165,10 @@ def test_row_max_is_torch_max_with_the_first_index_of_ties(columns):
     assert torch.equal(values, expected.values)
     assert torch.equal(indices, expected.indices)
     assert indices[0, 3] == 0
+    with_runner_up = row_max_and_runner_up(x)
+    assert torch.equal(with_runner_up[0], values) and torch.equal(with_runner_up[1], indices)
+    assert torch.equal(with_runner_up[2], x.topk(2, dim=-1).values[..., 1])
+    assert with_runner_up[2][0, 3] == values[0, 3], "a repeated maximum is its own runner-up"
 
 
 def test_chunked_top_k_is_exact_for_the_rows_it_keeps():
@@ -222,10 +231,13 @@ def test_row_max_is_exact_where_exp_of_the_spread_would_be_subnormal(chunk_rows)
     assert torch.equal(indices[confident], reference.indices[confident])
 
 
+@pytest.mark.parametrize("slice_rows", [5, None])
 @pytest.mark.parametrize("wide_gain", [1.0, 12.0])
-def test_narrow_and_wide_row_chunks_give_float64_row_maxima(wide_gain):
-    """Chunks whose similarities spread less than -EXP_FLUSH take both log-sums from one exp,
+def test_narrow_and_wide_row_chunks_give_float64_row_maxima(wide_gain, slice_rows, monkeypatch):
+    """Slices whose similarities spread less than -EXP_FLUSH take both log-sums from one exp,
     the others from two; either way, alone or mixed, the row maxima are float64's to 1e-4."""
+    if slice_rows is not None:
+        monkeypatch.setattr(edm_module, "SLICE_ELEMENTS", slice_rows * 380)
     torch.manual_seed(0)
     feat0, feat1 = torch.randn(1, 400, 64), torch.randn(1, 380, 64)
     feat0[:, 222:] *= wide_gain  # 12: the chunks of these rows spread past float32's exp range
