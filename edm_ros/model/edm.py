@@ -15,6 +15,7 @@ Shape letters: ``B`` pairs, ``H, W`` network input, ``Hc, Wc = H/8, W/8`` the co
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import torch
@@ -462,8 +463,7 @@ def _row_max(x: Tensor, runner_up: bool) -> tuple[Tensor, Tensor, Tensor | None]
     segment = math.gcd(x.shape[-1], 64)
     if x.is_cuda or _exporting() or segment < 16:
         values, indices = x.max(dim=-1)
-        others = x.scatter(-1, indices[..., None], -torch.inf).amax(dim=-1) if runner_up else None
-        return values, indices, others
+        return values, indices, x.topk(2, dim=-1).values[..., 1] if runner_up else None
     segments = x.unflatten(-1, (-1, segment))  # [..., N / segment, segment]
     segment_max = segments.amax(dim=-1)
     values = segment_max.amax(dim=-1, keepdim=True)
@@ -478,6 +478,12 @@ def _row_max(x: Tensor, runner_up: bool) -> tuple[Tensor, Tensor, Tensor | None]
             holder.scatter(-1, offset, -torch.inf).amax(dim=-1),
         )
     return values.squeeze(-1), indices, others
+
+
+def _row_max_of_slices(parts: Iterable[Tensor]) -> tuple[Tensor, Tensor]:
+    """:func:`row_max` of the row slices [B, r, N] of one matrix, joined: two [B, R]."""
+    values, indices = zip(*(row_max(part) for part in parts))
+    return torch.cat(values, 1), torch.cat(indices, 1)
 
 
 def _row_max_in_place(
@@ -497,8 +503,8 @@ def _row_max_in_place(
         # takes 15x its MatMul's time here (640x480: 81 ms).
         col_sums += torch.bmm(part.new_ones(part.shape[0], 1, part.shape[1]), part)
     scale = col_sums.rsqrt()
-    best, best_col = zip(*(row_max(part.mul_(scale)) for part in cache_slices(exp_sim)))
-    return torch.cat(best, 1).square() / torch.cat(row_sums, 1), torch.cat(best_col, 1)
+    best, best_col = _row_max_of_slices(part.mul_(scale) for part in cache_slices(exp_sim))
+    return best.square() / torch.cat(row_sums, 1), best_col
 
 
 def _row_max_log_domain(
@@ -557,14 +563,11 @@ def _row_max_log_domain(
             sim = _similarity_into(
                 scaled0[b : b + 1, chunk], scaled1[b : b + 1], temperature, workspace
             )
-            scores, cols = zip(
-                *(
-                    row_max(_score(part, col_lse[b : b + 1, None, :], out=part))
-                    for part in cache_slices(sim)
-                )
+            score, col = _row_max_of_slices(
+                _score(part, col_lse[b : b + 1, None, :], out=part) for part in cache_slices(sim)
             )
-            values[b, chunk] = torch.exp(torch.cat(scores, 1)[0] - lse[b, chunk])
-            best_col[b, chunk] = torch.cat(cols, 1)[0]
+            values[b, chunk] = torch.exp(score[0] - lse[b, chunk])
+            best_col[b, chunk] = col[0]
     return values, best_col
 
 
@@ -588,7 +591,7 @@ def _narrow_logsumexps(sim: Tensor, row_peak: Tensor, shifted: Tensor) -> tuple[
 
 def _logsumexp(x: Tensor, dim: int, peak: Tensor, shifted: Tensor) -> Tensor:
     """log sum_dim exp(x) of a finite x with its maxima ``peak`` along dim, computed in
-    ``shifted`` (a buffer of x's shape); for chunks that spread past -EXP_FLUSH.
+    ``shifted`` (a buffer of x's shape); for slices that spread past -EXP_FLUSH.
 
     On the CPU arguments below EXP_FLUSH are clamped to it. Shifted by its peak every sum holds
     a 1, and the clamped entries add at most L * exp(EXP_FLUSH) < 1e-33: unlike :func:`_exp_`,
